@@ -14,10 +14,11 @@ CC      := gcc
 # -mno-red-zone: an interrupt pushes its frame right below RSP, where the red zone would be.
 # -mgeneral-regs-only: SSE state is not enabled (CR4.OSFXSR) until a step does it on purpose.
 # -fno-omit-frame-pointer: the exception handler walks RBP to print a backtrace.
+# -fno-tree-loop-distribute-patterns: or GCC turns the loop inside memmove into a call to memmove.
 CFLAGS  := -std=c11 -ffreestanding -O2 -g -Wall -Wextra -Werror \
            -fno-pic -fno-pie -fno-stack-protector -fno-omit-frame-pointer \
-           -fno-asynchronous-unwind-tables -mno-red-zone -mgeneral-regs-only \
-           -mcmodel=small -MMD -MP
+           -fno-asynchronous-unwind-tables -fno-tree-loop-distribute-patterns \
+           -mno-red-zone -mgeneral-regs-only -mcmodel=small -MMD -MP
 ASFLAGS := -g -Wa,--noexecstack -MMD -MP
 LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
            -Wl,-T,$(STEP_DIR)/linker.ld

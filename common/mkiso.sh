@@ -8,8 +8,9 @@ set -eu
 kernel=$1 out=$2 cmdline=${3:-}
 shift 2; [ $# -gt 0 ] && shift
 
-stage=$(mktemp -d "${TMPDIR:-/tmp}/ringzero-iso.XXXXXX")
-trap 'rm -rf "$stage"' EXIT
+work=$(mktemp -d "${TMPDIR:-/tmp}/ringzero-iso.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+stage=$work/iso
 mkdir -p "$stage/boot/grub"
 cp "$kernel" "$stage/boot/kernel.elf"
 {
@@ -27,6 +28,6 @@ cp "$kernel" "$stage/boot/kernel.elf"
 } > "$stage/boot/grub/grub.cfg"
 
 # Write next to the target and rename, so two builds of the same ISO never see a half-written one.
-grub-mkrescue --locales= --fonts= --themes= --compress=no -o "$out.tmp.$$" "$stage" 2>"$stage/log" \
-	|| { cat "$stage/log" >&2; exit 1; }
+grub-mkrescue --locales= --fonts= --themes= --compress=no -o "$out.tmp.$$" "$stage" 2>"$work/log" \
+	|| { cat "$work/log" >&2; exit 1; }
 mv -f "$out.tmp.$$" "$out"

@@ -1,0 +1,114 @@
+# ringzero: a teaching kernel in nine steps. `make help` lists everything.
+
+PYTHON  ?= /usr/bin/python3
+STEPS   := $(PYTHON) common/steps.py
+GRADER  := $(PYTHON) common/grader/grade.py
+QEMU    := $(PYTHON) common/qemu.py
+KERNEL  := $(MAKE) --no-print-directory -f common/kernel.mk
+
+.DEFAULT_GOAL := help
+
+# `make step N ACTION`: N and ACTION are words on the command line, not targets of their own.
+ifeq ($(firstword $(MAKECMDGOALS)),step)
+STEP_WORDS  := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+STEP_ACTION := $(word 2,$(STEP_WORDS))
+ifneq ($(word 3,$(STEP_WORDS)),)
+$(error usage: make step N ACTION (one step, one action; see make help))
+endif
+step:
+ifeq ($(STEP_WORDS),)
+	@echo "The steps (make step N ACTION, N as 5, 05 or e1000):"
+	@$(STEPS) list
+else
+	@s=$$($(STEPS) resolve $(word 1,$(STEP_WORDS))) && \
+	  $(MAKE) --no-print-directory step-$(or $(STEP_ACTION),actions) S=$$s
+endif
+$(STEP_WORDS):
+	@:
+else
+
+.PHONY: help run test book deps forward check-steps clean
+help:
+	@echo "ringzero: a teaching kernel in nine steps"
+	@echo
+	@echo "  make run                    boot the finished kernel (the last step) in QEMU"
+	@echo "  make test                   grade every step, then run the host-side checks"
+	@echo "  make book                   build the book (HTML and EPUB) under build/book/"
+	@echo "  make deps                   install the Debian packages the tree needs"
+	@echo
+	@echo "  make step                   list the steps"
+	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line)"
+	@echo "  make step N grade           run the tests of steps 01..N against step N"
+	@echo "                                T=name: one test; TREE=path: grade a student's copy;"
+	@echo "                                JSON=file: also write Gradescope's results.json"
+	@echo "  make step N gdb             boot step N paused, waiting for gdb"
+	@echo "  make step N diff            what step N adds to step N-1"
+	@echo "  make step N iso             build step N's bootable ISO"
+	@echo "  make step N clean           remove step N's build output"
+	@echo
+	@echo "  make forward STEP=K         carry a fix made in step K into every later step"
+	@echo "  make check-steps            check every step against its MANIFEST"
+	@echo "  make clean                  remove build/"
+	@echo
+	@echo "  N is a number (5 or 05) or a name (e1000). QEMU uses KVM when it can, else TCG;"
+	@echo "  ACCEL=tcg or ACCEL=kvm chooses."
+
+run:
+	@$(MAKE) --no-print-directory step-run S=$$($(STEPS) resolve last)
+
+test: deps-ensure
+	@$(PYTHON) common/testall.py
+
+book: deps-ensure
+	@$(PYTHON) book/build.py
+
+deps:
+	@common/deps.sh install
+
+forward:
+	@test -n "$(STEP)" || { echo "usage: make forward STEP=K [BASE=rev]" >&2; exit 2; }
+	@$(STEPS) forward $(STEP) $(if $(BASE),--base $(BASE))
+
+check-steps:
+	@$(STEPS) check
+
+clean:
+	rm -rf build
+endif
+
+.PHONY: deps-ensure step-actions step-iso step-run step-grade step-gdb step-diff step-clean
+deps-ensure:
+	@common/deps.sh ensure
+
+# ---- one step: S is the step's folder name, resolved by `make step` ----
+STEP_DIR = $(or $(TREE),steps/$(S))
+STEP_OUT = build/$(if $(TREE),tree-$(S),$(S))
+CONSOLE  = $(shell sed -n 's/^console: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+
+step-actions:
+	@echo "make step $(S) run|grade|gdb|diff|iso|clean"
+
+step-iso: deps-ensure
+	@$(KERNEL) STEP_DIR=$(STEP_DIR) OUT=$(STEP_OUT) iso
+
+# ARGS gives the kernel a command line, in an ISO of its own so the plain one stays as it is.
+step-run: step-iso
+ifeq ($(ARGS),)
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial)
+else
+	@common/mkiso.sh $(STEP_OUT)/kernel.elf $(STEP_OUT)/ringzero-args.iso "$(ARGS)"
+	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial)
+endif
+
+step-grade: deps-ensure
+	@$(GRADER) $(S) $(if $(TREE),--tree $(TREE)) $(if $(T),-t $(T)) $(if $(JSON),--json $(JSON))
+
+step-gdb: step-iso
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) \
+	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf
+
+step-diff:
+	@$(STEPS) diff $(S)
+
+step-clean:
+	rm -rf $(STEP_OUT)

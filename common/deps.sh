@@ -1,0 +1,40 @@
+#!/bin/sh
+# The Debian packages the tree needs, and how to get them.
+#   deps.sh check    list what is missing; exit 1 if anything is
+#   deps.sh ensure   install what is missing when root, else print the apt-get line and fail
+#   deps.sh install  the same as ensure (for `make deps`)
+set -eu
+
+PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
+qemu-system-x86 pandoc graphviz"
+
+missing_packages() {
+	for package in $PACKAGES; do
+		dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' \
+			|| printf '%s ' "$package"
+	done
+}
+
+missing=$(missing_packages)
+case "${1:-check}" in
+check)
+	[ -z "$missing" ] && exit 0
+	echo "missing Debian packages: $missing"
+	exit 1 ;;
+ensure|install)
+	[ -z "$missing" ] && exit 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "ringzero needs these Debian packages: $missing" >&2
+		echo "install them with:" >&2
+		echo "  sudo apt-get install -y $missing" >&2
+		exit 1
+	fi
+	echo "installing missing Debian packages: $missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# shellcheck disable=SC2086 # one word per package
+	apt-get install -y -q $missing ;;
+*)
+	echo "usage: $0 check|ensure|install" >&2
+	exit 2 ;;
+esac
