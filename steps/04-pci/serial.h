@@ -1,0 +1,6 @@
+#pragma once
+
+#include <stdbool.h>
+
+bool serial_init(void);
+void serial_putc(char c);
