@@ -158,6 +158,8 @@ halt64:
 no_long_mode_message:
     .asciz "ringzero: this CPU has no long mode (64-bit) support; halting."
 
+    /* In .data, not .rodata: the CPU writes the accessed bit of a descriptor it loads. */
+    .section .data
     .balign 8
 gdt:
     .quad 0

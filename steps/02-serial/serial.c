@@ -26,18 +26,25 @@ enum {
 #define FIFO_ENABLE_CLEAR 0x07
 #define MODEM_DTR_RTS_OUT2 0x0B
 #define MODEM_LOOPBACK    0x1E
+#define STATUS_DATA_READY 0x01
 #define STATUS_TX_EMPTY   0x20
 #define UART_CLOCK        115200
 #define BAUD              115200
 
 static bool present;
 
-/* In loopback mode the UART receives what it sends; a missing UART reads back 0xFF. */
+/*
+ * In loopback mode the UART receives what it sends; a missing UART reads back 0xFF. Real
+ * hardware takes a moment to "receive" the byte, so wait (boundedly) for it to arrive.
+ */
 static bool loopback_works(void)
 {
     outb(COM1 + UART_MODEM_CONTROL, MODEM_LOOPBACK);
     outb(COM1 + UART_DATA, 0xAE);
-    return inb(COM1 + UART_DATA) == 0xAE;
+    for (int tries = 0; tries < 100000; tries++)
+        if (inb(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY)
+            return inb(COM1 + UART_DATA) == 0xAE;
+    return false;
 }
 
 bool serial_init(void)

@@ -37,7 +37,7 @@ static struct idt_gate idt[256];
 static const char *const exception_names[EXCEPTION_COUNT] = {
     "#DE divide error", "#DB debug", "NMI non-maskable interrupt", "#BP breakpoint",
     "#OF overflow", "#BR bound range exceeded", "#UD invalid opcode", "#NM device not available",
-    "#DF double fault", "coprocessor segment overrun", "#TS invalid TSS", "#SS segment not present",
+    "#DF double fault", "coprocessor segment overrun", "#TS invalid TSS", "#NP segment not present",
     "#SS stack-segment fault", "#GP general protection fault", "#PF page fault", "reserved",
     "#MF x87 floating-point error", "#AC alignment check", "#MC machine check",
     "#XM SIMD floating-point error", "#VE virtualization exception", "#CP control protection",
