@@ -13,6 +13,7 @@ Environment: ACCEL=kvm|tcg forces the accelerator.
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -95,8 +96,9 @@ def build_argv(iso, *, memory="256M", accel=None, cpu=None, smp=1, display="none
 def describe_exit(status, shutdown_reason=None):
     """Explain QEMU's exit status in words, or return None for an ordinary quit.
 
-    shutdown_reason is the "reason" of QMP's SHUTDOWN event, when one was seen: it tells a
-    guest reset (triple fault) from the user quitting.
+    shutdown_reason is the "reason" of QMP's SHUTDOWN event: it tells a guest reset (triple
+    fault) from the user quitting. It is "none" when a QMP client saw QEMU exit without that
+    event (gdb's kill), and None when nobody was listening.
     """
     if status == PANIC_STATUS:
         return "the kernel panicked (exit status 3)"
@@ -124,6 +126,7 @@ class ShutdownWatcher(threading.Thread):
         conn = connect_unix(self.path, self.qemu)
         if conn is None:
             return
+        self.reason = "none"
         stream = conn.makefile("rwb")
         stream.write(b'{"execute": "qmp_capabilities"}\n')
         stream.flush()
@@ -159,7 +162,13 @@ def display_for(console):
     return "none"
 
 
+def exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run(args):
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, exit_on_signal)
     accel = choose_accel()
     print(describe_accel(accel))
     display = display_for(args.console)
@@ -176,7 +185,13 @@ def run(args):
         qemu = subprocess.Popen(argv)
         watcher = ShutdownWatcher(qmp, qemu)
         watcher.start()
-        status = wait_ignoring_ctrl_c(qemu)
+        try:
+            status = wait_ignoring_ctrl_c(qemu)
+        finally:
+            # Killed ourselves (SIGTERM, SIGHUP): QEMU must not run on without a terminal.
+            if qemu.poll() is None:
+                qemu.kill()
+                qemu.wait()
         watcher.join(timeout=1.0)
     message = describe_exit(status, watcher.reason)
     if message:
@@ -210,6 +225,8 @@ def parse_args(argv):
 
 
 def main(argv):
+    # Our lines must reach a pipe (make, CI logs) before QEMU's own output, not after it.
+    sys.stdout.reconfigure(line_buffering=True)
     args = parse_args(argv)
     if args.command == "gdb-port":
         print(default_gdb_port())

@@ -14,6 +14,16 @@ QEMU did nothing unexpected: a panic it did not wait for with expect_exit(3), a 
 fault), a crash or a timeout fails it. Fail with fail(message) or check(condition, message);
 a plain assert works too.
 
+What a test can do with its Machine m:
+    m.boot(cmdline=None, memory=None, cpu=None, extra_args=(), serial_input=False)
+    m.expect(regex, timeout=None) -> match     wait for a serial line; consumes output
+    m.send(text)                               type into COM1 (needs serial_input=True)
+    m.lines(), m.output                        all serial lines / text of this boot
+    m.monitor("info mem"), m.registers(), m.status(), m.qmp(command, **args)
+    m.read_vga() -> 25 lines, m.expect_screen(regex, timeout=None) -> match
+    m.wait_exit(timeout=None) -> status, m.expect_exit(3), m.expect_running(seconds)
+    m.run.symbolize(address) -> (function, offset) from nm on the step's kernel.elf
+
 Timeouts are in seconds on KVM and are multiplied by the run's timeout scale (3 under TCG by
 default, --timeout-scale / TIMEOUT_SCALE to change it). A failing test's serial log and QEMU's
 stderr are saved to build/<step>/grade-logs/<NN>_<test>.log.
@@ -22,13 +32,13 @@ import atexit
 import bisect
 import codecs
 import ctypes
+import importlib.util
 import json
 import os
 import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -106,7 +116,10 @@ def _remove_temp_dirs():
 
 
 def _on_signal(signum, frame):
-    kill_all_machines()
+    # Only send SIGKILL here: waiting could deadlock with a wait() this signal interrupted.
+    # The test's finally block and atexit reap the processes on the way out.
+    for machine in list(_live_machines):
+        machine.send_kill()
     raise SystemExit(128 + signum)
 
 
@@ -215,11 +228,12 @@ class Machine:
 
     # -- starting and stopping ----------------------------------------------------------------
 
-    def boot(self, cmdline=None, memory=None, cpu=None, extra_args=()):
+    def boot(self, cmdline=None, memory=None, cpu=None, extra_args=(), serial_input=False):
         """Start QEMU on the step's ISO (or, with a cmdline, a private ISO passing it).
 
-        memory is QEMU's -m ("128M", "2G"), cpu its -cpu model ("qemu32"). Booting again in
-        the same test stops the previous QEMU first.
+        memory is QEMU's -m ("128M", "2G"), cpu its -cpu model ("qemu32"). serial_input
+        connects COM1's input, so the test can type with send(). Booting again in the same
+        test stops the previous QEMU first.
         """
         self.kill()
         if self.process:
@@ -232,7 +246,8 @@ class Machine:
                                     cpu=cpu, serial="stdio", qmp_socket=self.qmp_path,
                                     extra_args=extra_args)
         with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+            stdin = subprocess.PIPE if serial_input else subprocess.DEVNULL
+            self.process = subprocess.Popen(self.argv, stdin=stdin,
                                             stdout=subprocess.PIPE, stderr=stderr,
                                             start_new_session=True,
                                             preexec_fn=_die_with_parent)
@@ -247,20 +262,26 @@ class Machine:
         self._qmp_input = b""
 
     def kill(self):
-        """Stop QEMU now (SIGKILL to its process group). Safe to call twice."""
+        """Stop QEMU now and reap it. Safe to call twice."""
         if not self.process:
             return
+        self.send_kill()
+        self.process.wait()
+        self.process.stdout.close()
+        if self.process.stdin:
+            self.process.stdin.close()
+        if self._qmp:
+            self._qmp.close()
+            self._qmp = None
+        _live_machines.discard(self)
+
+    def send_kill(self):
+        """SIGKILL to QEMU's process group, if it is still running."""
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.process.wait()
-        self.process.stdout.close()
-        if self._qmp:
-            self._qmp.close()
-            self._qmp = None
-        _live_machines.discard(self)
 
     # -- serial output ------------------------------------------------------------------------
 
@@ -281,6 +302,13 @@ class Machine:
                 return match
             return None
         return self._wait_for(find, f"serial output matching /{regex}/", timeout)
+
+    def send(self, text):
+        """Type text into COM1 (boot with serial_input=True)."""
+        self._require_running(f"typing {text!r}")
+        check(self.process.stdin, "grader error: send() needs boot(serial_input=True)")
+        self.process.stdin.write(text.encode())
+        self.process.stdin.flush()
 
     def lines(self):
         """Every complete serial line received so far, from the start of this boot."""
@@ -467,7 +495,9 @@ class Machine:
         self._qmp_call("qmp_capabilities", {})
 
     def _qmp_call(self, command, arguments):
-        request = {"execute": command, "arguments": arguments} if arguments else {"execute": command}
+        request = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
         self._qmp.sendall(json.dumps(request).encode() + b"\n")
         while True:
             reply = self._next_qmp_message(f"the reply to QMP command {command}")
@@ -499,9 +529,10 @@ class Machine:
                 log.write(f"\n=== boot {n}: {' '.join(map(str, argv))}\n")
                 log.write(f"--- serial output\n{output}")
                 stderr = stderr_path.read_text(errors="replace")
-                log.write(f"\n--- QEMU stderr\n{stderr}" if stderr else "\n--- QEMU stderr: empty\n")
+                log.write(f"\n--- QEMU stderr\n{stderr}" if stderr else "\n--- QEMU stderr: none\n")
             if self.events:
-                log.write("\n--- QMP events\n" + "".join(json.dumps(e) + "\n" for e in self.events))
+                log.write("\n--- QMP events\n")
+                log.writelines(json.dumps(event) + "\n" for event in self.events)
 
 
 def screen_text(screen):
@@ -531,7 +562,6 @@ def load_tests(up_to_step):
     Tests live in common/grader/tests/NN_name.py and belong to the step NN that introduces
     the subsystem they check; later steps run them again.
     """
-    import importlib.util
     tests = []
     for path in sorted(TESTS_DIR.glob("[0-9][0-9]_*.py")):
         step = path.name[:2]

@@ -69,6 +69,12 @@ class BootSector:
         self.code += b"\xfa\xf4\xeb\xfd"  # cli; hlt; jmp back to hlt
         return self
 
+    def echo_forever(self):
+        """Send back every byte COM1 receives."""
+        self.code += (b"\xba\xfd\x03\xec\xa8\x01\x74\xf8"  # wait until LSR says data ready
+                      b"\xba\xf8\x03\xec\xee\xeb\xf1")  # in al, dx; out dx, al; jmp wait
+        return self
+
     def iso(self, folder):
         """Write a bootable ISO holding this program; return the folder holding it."""
         folder.mkdir(parents=True)
@@ -83,6 +89,7 @@ PROGRAMS = {
     "talker": BootSector().serial("hello\r\nready\r\n").halt(),
     "panicker": BootSector().serial("booting\r\nPANIC: boom\r\n").panic_exit().halt(),
     "resetter": BootSector().serial("hello\r\n").reset().halt(),
+    "echoer": BootSector().serial("ready\r\n").echo_forever(),
     "painter": BootSector().screen("ringzero selftest".ljust(80), row=3)
                            .serial("painted\r\n").halt(),
 }
@@ -206,6 +213,17 @@ def the_wrong_exit_status_fails(runs):
         m.boot()
         m.expect_exit(3)
     require_failure(grade(runs["resetter"], body), "expected QEMU exit status 3", "reset")
+
+
+@selftest
+def typed_text_reaches_the_serial_port(runs):
+    def body(m):
+        m.boot(serial_input=True)
+        m.expect(r"^ready$")
+        m.send("typed by the grader\n")
+        m.expect(r"^typed by the grader$")
+    result = grade(runs["echoer"], body)
+    require(result.passed, f"failed: {result.reason}")
 
 
 @selftest

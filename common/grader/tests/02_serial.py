@@ -7,7 +7,7 @@ import ast
 import random
 import re
 
-from gradelib import check, fail, test
+from gradelib import check, test
 
 GPRS = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP",
         "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")
@@ -112,8 +112,8 @@ def exception_report(m, vector, name):
     check(not missing, f"the report does not show {', '.join(missing)}")
     error_code = re.search(r"error code (?:0x)?([0-9a-fA-F]+)", header[2])
     report["error code"] = int(error_code[1], 16) if error_code else None
-    report["frames"] = [(int(address, 16), symbol) for address, symbol in
-                        re.findall(r"^\s*#\d+\s+(?:0x)?([0-9a-fA-F]+)\b *(\S*)", text, re.MULTILINE)]
+    frames = re.findall(r"^\s*#\d+\s+(?:0x)?([0-9a-fA-F]+)\b *(\S*)", text, re.MULTILINE)
+    report["frames"] = [(int(address, 16), symbol) for address, symbol in frames]
     return report
 
 
@@ -191,7 +191,8 @@ def printf_case_problem(line):
     except (ValueError, SyntaxError, TypeError, IndexError) as error:
         return f"cannot recompute {line!r}: {error}"
     if case["result"] != expected:
-        return f'printf "{case["format"]}" {case["args"]} gave [{case["result"]}], expected [{expected}]'
+        return (f'printf "{case["format"]}" {case["args"]} gave [{case["result"]}], '
+                f"expected [{expected}]")
     return None
 
 
