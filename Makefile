@@ -84,6 +84,8 @@ deps-ensure:
 STEP_DIR = $(or $(TREE),steps/$(S))
 STEP_OUT = build/$(if $(TREE),tree-$(S),$(S))
 CONSOLE  = $(shell sed -n 's/^console: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+# A step's MANIFEST may name extra QEMU arguments for `run`, such as its network card.
+RUN_ARGS = $(shell sed -n 's/^run: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
 
 step-actions:
 	@echo "make step $(S) run|grade|gdb|diff|iso|clean"
@@ -94,10 +96,10 @@ step-iso: deps-ensure
 # ARGS gives the kernel a command line, in an ISO of its own so the plain one stays as it is.
 step-run: step-iso
 ifeq ($(ARGS),)
-	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial)
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) -- $(RUN_ARGS)
 else
 	@common/mkiso.sh $(STEP_OUT)/kernel.elf $(STEP_OUT)/ringzero-args.iso "$(ARGS)"
-	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial)
+	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial) -- $(RUN_ARGS)
 endif
 
 step-grade: deps-ensure
@@ -105,7 +107,7 @@ step-grade: deps-ensure
 
 step-gdb: step-iso
 	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) \
-	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf
+	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf -- $(RUN_ARGS)
 
 step-diff:
 	@$(STEPS) diff $(S)

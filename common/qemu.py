@@ -209,6 +209,11 @@ def wait_ignoring_ctrl_c(process):
 
 
 def parse_args(argv):
+    # Everything after "--" goes to QEMU untouched; argparse would mistake it for our options.
+    extra = []
+    if "--" in argv:
+        extra = argv[argv.index("--") + 1:]
+        argv = argv[:argv.index("--")]
     parser = argparse.ArgumentParser(prog="qemu.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -220,8 +225,9 @@ def parse_args(argv):
     runner.add_argument("--smp", type=int, default=1)
     runner.add_argument("--gdb", type=int, metavar="PORT", help="wait for gdb on PORT")
     runner.add_argument("--elf", help="the kernel ELF, for the gdb hint")
-    runner.add_argument("extra", nargs="*", help="extra QEMU arguments, after --")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.extra = extra
+    return args
 
 
 def main(argv):
