@@ -54,7 +54,7 @@ enum {
 #define DESC_DD     (1u << 0)
 #define RX_ERRORS   0xEF               /* any receive error bit but "checksum ignored" */
 
-#define RING_SIZE 32
+#define RING_SIZE 128
 #define BUFFER_SIZE 2048
 #define MTA_ENTRIES 128
 
