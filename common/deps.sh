@@ -5,13 +5,21 @@
 #   deps.sh install  the same as ensure (for `make deps`)
 set -eu
 
+# Packages checked by name.
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
-qemu-system-x86 pandoc graphviz"
+qemu-system-x86 pandoc graphviz curl clang libclang-rt-14-dev iproute2"
+
+# Tools checked by command, because a machine may have them from elsewhere (Node.js from
+# NodeSource, say), where installing Debian's package would conflict: "command:packages".
+COMMANDS="node:nodejs npm:npm"
 
 missing_packages() {
 	for package in $PACKAGES; do
 		dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' \
 			|| printf '%s ' "$package"
+	done
+	for pair in $COMMANDS; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || printf '%s ' "${pair#*:}"
 	done
 }
 
