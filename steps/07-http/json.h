@@ -12,7 +12,8 @@
  *
  * The tree owns a copy of the text, and strings and numbers point into that copy: strings are
  * decoded where they stand, which never makes them longer. The size of the text is the
- * caller's to limit; the tree takes at most about 24 bytes per input byte.
+ * caller's to limit: a tree takes up to 25 bytes of heap per byte of text ("[0,0,0,...]"),
+ * and up to 37 for a moment while a long array grows.
  */
 #pragma once
 
@@ -61,7 +62,10 @@ struct json_error {
     char message[96];             /* e.g. "expected ':' after object key at byte 17" */
 };
 
-/* The root of a new tree, or NULL with *error filled in (error may be NULL). */
+/*
+ * The root of a new tree, or NULL with *error filled in (error may be NULL). Recursion takes
+ * about 100 bytes of stack per nesting level (gcc -O2): 6.5 KiB at JSON_MAX_DEPTH.
+ */
 struct json_value *json_parse(const char *text, size_t length, struct json_error *error);
 /* Frees a whole tree; takes a root from json_parse (or NULL), never a value inside one. */
 void json_free(struct json_value *root);
@@ -69,10 +73,14 @@ void json_free(struct json_value *root);
 /* The value of object's first member named key, or NULL if none or object is not an object. */
 const struct json_value *json_get(const struct json_value *object, const char *key);
 
-/* The number as an int64_t, if it is an integer that fits ("1.0" and "2e3" are too). */
-bool json_number_int64(const struct json_value *number, int64_t *out);
 /*
- * number * scale rounded to the nearest integer, halves away from zero: with scale 1000000,
- * "0.7" gives 700000. scale must be 1 to JSON_MAX_SCALE. False if the result does not fit.
+ * Numbers as integers, computed exactly from the digits. Both return false, leaving *out
+ * alone, if number is not a JSON_NUMBER or the result does not fit in an int64_t.
+ *
+ * json_number_int64: the number, if it is an integer ("1.0" and "2e3" are too).
+ * json_number_scaled: number * scale rounded to the nearest integer, halves away from zero;
+ * with scale 1000000, "0.7" gives 700000 and "-0.0000005" gives -1. scale must be 1 to
+ * JSON_MAX_SCALE.
  */
+bool json_number_int64(const struct json_value *number, int64_t *out);
 bool json_number_scaled(const struct json_value *number, int64_t scale, int64_t *out);

@@ -73,7 +73,7 @@ void strbuf_printf(struct strbuf *b, const char *format, ...)
     va_start(args, format);
     needed = vsnprintf(b->data + b->length, b->capacity - b->length, format, args);
     va_end(args);
-    if (needed < 0) {
+    if (needed < 0) {   /* the C library's encoding error, or more output than an int counts */
         b->data[b->length] = '\0';
         b->failed = true;
         return;
