@@ -30,6 +30,7 @@ def suites():
     yield "grader library", [PYTHON, "common/grader/selftest.py"]
     yield "book references", [PYTHON, "book/build.py", "--check"]
     yield "book build checks", [PYTHON, "book/selftest.py"]
+    yield "JSON unit tests (host, sanitizers)", ["sh", "common/hosttest/run.sh"]
 
 
 def last_summary(output):
