@@ -100,9 +100,9 @@ bool api_int_field(const struct api_request *request, const char *name, int64_t 
     return true;
 }
 
-/* A number in millionths, for temperature and top_p. */
+/* A number in millionths, for temperature and top_p; range says the limits in words. */
 bool api_scaled_field(const struct api_request *request, const char *name, int64_t minimum,
-                      int64_t maximum, int64_t *value)
+                      int64_t maximum, const char *range, int64_t *value)
 {
     const struct json_value *field;
     char problem[80];
@@ -113,9 +113,7 @@ bool api_scaled_field(const struct api_request *request, const char *name, int64
     if (!field)
         return false;
     if (!json_number_scaled(field, SCALE, value) || *value < minimum || *value > maximum) {
-        snprintf(problem, sizeof(problem), "must be a number from %ld.%ld to %ld.%ld",
-                 minimum / SCALE, minimum % SCALE / 100000, maximum / SCALE,
-                 maximum % SCALE / 100000);
+        snprintf(problem, sizeof(problem), "must be a number %s", range);
         api_reject_field(request, name, problem);
         return false;
     }

@@ -22,7 +22,7 @@ const struct json_value *api_field(const struct api_request *request, const char
 bool api_int_field(const struct api_request *request, const char *name, int64_t minimum,
                    int64_t maximum, int64_t *value);
 bool api_scaled_field(const struct api_request *request, const char *name, int64_t minimum,
-                      int64_t maximum, int64_t *value);
+                      int64_t maximum, const char *range, int64_t *value);
 bool api_bool_field(const struct api_request *request, const char *name, bool *value);
 int api_tokenize_field(const struct api_request *request, const char *field,
                        const char *text, size_t length, int **tokens);

@@ -94,9 +94,10 @@ static bool read_settings(struct generation *g, const struct api_request *reques
     g->sampling = (struct infer_sampling){ .temperature_micros = MICROS,
                                            .top_p_micros = MICROS };
     if (!api_int_field(request, "max_tokens", 0, infer_model()->context_length, &g->max_tokens) ||
-        !api_scaled_field(request, "temperature", 0, 2 * MICROS,
+        !api_scaled_field(request, "temperature", 0, 2 * MICROS, "from 0 to 2",
                           &g->sampling.temperature_micros) ||
-        !api_scaled_field(request, "top_p", 1, MICROS, &g->sampling.top_p_micros) ||
+        !api_scaled_field(request, "top_p", 1, MICROS, "greater than 0 and at most 1",
+                          &g->sampling.top_p_micros) ||
         !api_int_field(request, "seed", 0, INT64_MAX, &seed) ||
         !api_int_field(request, "n", 1, 1, &n) ||
         !api_bool_field(request, "stream", &g->stream) || !read_stops(g, request))
@@ -228,12 +229,16 @@ static void stream_progress(struct http_connection *connection, struct generatio
     }
 }
 
-/* Cut the text at the first stop sequence, if one has appeared. */
-static bool reached_stop(struct generation *g)
+/*
+ * Cut the text at the first stop sequence, if one has appeared. Only the last piece can have
+ * completed one, so search just the tail that overlaps it: linear time over a generation.
+ */
+static bool reached_stop(struct generation *g, size_t piece_start)
 {
     for (int s = 0; s < g->stop_count; s++) {
         const struct strbuf *stop = &g->stops[s];
-        for (size_t at = 0; at + stop->length <= g->text.length; at++)
+        size_t from = piece_start >= stop->length ? piece_start - stop->length + 1 : 0;
+        for (size_t at = from; at + stop->length <= g->text.length; at++)
             if (memcmp(g->text.data + at, stop->data, stop->length) == 0) {
                 g->text.length = at;
                 return true;
@@ -255,9 +260,11 @@ static void generate_one(struct generation *g)
         g->finish_reason = "stop";
         return;
     }
+    size_t piece_start = g->text.length;
+
     g->completion_tokens++;
     infer_append_piece(token, &g->text);
-    if (reached_stop(g))
+    if (reached_stop(g, piece_start))
         g->finish_reason = "stop";
 }
 

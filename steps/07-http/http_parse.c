@@ -216,6 +216,20 @@ static bool read_content_length(struct http_request *request, struct http_error 
     return true;
 }
 
+static size_t count_headers(const struct http_request *request, const char *name)
+{
+    size_t count = 0;
+
+    for (size_t i = 0; i < request->header_count; i++)
+        if (http_text_equals(&request->headers[i].name, name))
+            count++;
+    return count;
+}
+
+/*
+ * A second Transfer-Encoding field could be read by another server as "chunked, gzip" and
+ * frame the body differently: that disagreement is request smuggling, so refuse it.
+ */
 static bool read_framing(struct http_request *request, struct http_error *error)
 {
     const struct http_text *encoding = http_find_header(request, "transfer-encoding");
@@ -224,6 +238,8 @@ static bool read_framing(struct http_request *request, struct http_error *error)
         return false;
     if (!encoding)
         return true;
+    if (count_headers(request, "transfer-encoding") > 1)
+        return invalid(error, 400, "more than one Transfer-Encoding field");
     if (request->has_content_length)
         return invalid(error, 400, "both Transfer-Encoding and Content-Length were sent");
     if (request->minor_version == 0)
@@ -276,8 +292,8 @@ static bool parse_lines(struct cursor *cursor, struct http_request *request,
     while (next_line(cursor, &line) && line.length > 0)
         if (!parse_header(&line, request, error))
             return false;
-    if (request->minor_version >= 1 && !http_find_header(request, "host"))
-        return invalid(error, 400, "HTTP/1.1 requests must have a Host header");
+    if (request->minor_version >= 1 && count_headers(request, "host") != 1)
+        return invalid(error, 400, "HTTP/1.1 requests must have exactly one Host header");
     return read_framing(request, error);
 }
 

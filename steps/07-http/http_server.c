@@ -16,6 +16,8 @@
 #include "tcp.h"
 
 #define MAX_CONNECTIONS 48
+/* Beyond MAX_CONNECTIONS, a few more slots exist only to answer 503 properly. */
+#define OVERFLOW_SLOTS 8
 #define BACKLOG 16
 #define MAX_BODY_SIZE (1024 * 1024)
 #define CHUNKED_INPUT_LIMIT (64 * 1024)
@@ -24,6 +26,12 @@
 /* A producer runs only while less than this waits to be sent, so output cannot pile up. */
 #define OUTPUT_HIGH_WATER (16 * 1024)
 #define RECEIVE_CHUNK 4096
+/*
+ * After a refusal, keep reading (and discarding) for a moment before closing. Closing with
+ * the client's bytes unread makes TCP send a reset, and a reset can destroy the response
+ * before the client reads it: the "lingering close" of RFC 9112, section 9.6.
+ */
+#define LINGER_MS 1000
 
 enum phase { WAITING_HEAD, READING_BODY, RESPONDING, CLOSING };
 
@@ -39,6 +47,7 @@ struct http_connection {
     struct http_request request;
     struct http_chunked_decoder chunked;
     uint64_t request_started_ms;
+    uint64_t flushed_ms;          /* when the last response byte went to TCP, while CLOSING */
     bool peer_closed;
     bool close_after_response;
     bool streaming_chunked;
@@ -48,7 +57,7 @@ struct http_connection {
 };
 
 static struct tcp_listener *listener;
-static struct http_connection connections[MAX_CONNECTIONS];
+static struct http_connection connections[MAX_CONNECTIONS + OVERFLOW_SLOTS];
 static uint64_t now_ms;
 
 static const char *reason_phrase(int status)
@@ -98,7 +107,10 @@ void http_reply(struct http_connection *c, int status, const char *content_type,
 
 void http_reply_json(struct http_connection *c, int status, const struct strbuf *json)
 {
-    http_reply(c, status, "application/json", json->data, json->length, NULL);
+    if (json->failed)
+        http_reply_error(c, 500, "server_error", "out of memory while building the response");
+    else
+        http_reply(c, status, "application/json", json->data, json->length, NULL);
 }
 
 /* OpenAI's error shape: {"error": {"message", "type", "code"}}. */
@@ -301,10 +313,23 @@ static size_t pending_output(const struct http_connection *c)
     return c->output.length - c->output_sent;
 }
 
+/* A response that ran out of memory half-built cannot be sent; end the connection instead. */
+static void abandon_failed_output(struct http_connection *c)
+{
+    if (!c->output.failed)
+        return;
+    strbuf_free(&c->output);
+    strbuf_init(&c->output);
+    c->output_sent = 0;
+    stop_producer(c);
+    c->phase = CLOSING;
+}
+
 static void flush_output(struct http_connection *c)
 {
     long sent;
 
+    abandon_failed_output(c);
     if (pending_output(c) == 0)
         return;
     sent = tcp_send(c->tcp, c->output.data + c->output_sent, pending_output(c));
@@ -353,61 +378,81 @@ static void check_timeout(struct http_connection *c)
         refuse(c, 408, "the request did not arrive in time");
 }
 
+static void discard_input(struct http_connection *c)
+{
+    char scratch[RECEIVE_CHUNK];
+    long received;
+
+    while (!c->peer_closed && (received = tcp_recv(c->tcp, scratch, sizeof(scratch))) != 0)
+        if (received < 0)
+            c->peer_closed = true;
+    c->input.length = 0;
+}
+
+/* CLOSING: drain what the client still sends until our answer is out and has had time to
+ * arrive, or the client closes. */
+static bool done_closing(struct http_connection *c)
+{
+    discard_input(c);
+    if (pending_output(c) > 0)
+        return false;
+    if (!c->flushed_ms)
+        c->flushed_ms = now_ms;
+    return c->peer_closed || now_ms - c->flushed_ms >= LINGER_MS;
+}
+
 static void service(struct http_connection *c)
 {
-    receive_input(c);
-    advance(c);
-    run_producer(c);
+    if (c->phase != CLOSING) {
+        receive_input(c);
+        advance(c);
+        run_producer(c);
+    }
     flush_output(c);
     check_timeout(c);
     /* A client that closed its side with no request pending is done. */
     if (c->peer_closed && c->phase == WAITING_HEAD && c->input.length == 0)
         c->phase = CLOSING;
-    if (c->phase == CLOSING && pending_output(c) == 0)
+    if (c->phase == CLOSING && done_closing(c))
         release_connection(c);
 }
 
-static struct http_connection *free_slot(void)
+static struct http_connection *free_slot(int limit)
 {
-    for (int i = 0; i < MAX_CONNECTIONS; i++)
+    for (int i = 0; i < limit; i++)
         if (!connections[i].in_use)
             return &connections[i];
     return NULL;
 }
 
-/* Every slot is taken: answer 503 at once rather than leave the client hanging. */
-static void turn_away(struct tcp_connection *tcp)
+static struct http_connection *open_connection(struct tcp_connection *tcp)
 {
-    static const char body[] = "{\"error\":{\"message\":\"too many connections\","
-                               "\"type\":\"server_error\",\"code\":503}}";
-    struct strbuf response;
+    struct http_connection *c = free_slot(MAX_CONNECTIONS);
+    bool overflow = !c;
 
-    strbuf_init(&response);
-    strbuf_printf(&response, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                  "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                  sizeof(body) - 1, body);
-    tcp_send(tcp, response.data, response.length);
-    strbuf_free(&response);
-    tcp_close(tcp);
+    if (overflow)
+        c = free_slot(MAX_CONNECTIONS + OVERFLOW_SLOTS);
+    if (!c)
+        return NULL;
+    *c = (struct http_connection){ .in_use = true, .tcp = tcp, .phase = WAITING_HEAD,
+                                   .request_started_ms = now_ms };
+    strbuf_init(&c->head);
+    strbuf_init(&c->input);
+    strbuf_init(&c->body);
+    strbuf_init(&c->output);
+    if (overflow)
+        refuse(c, 503, "too many connections; try again later");
+    return c;
 }
 
 static void accept_connections(void)
 {
     struct tcp_connection *tcp;
 
-    while ((tcp = tcp_accept(listener))) {
-        struct http_connection *c = free_slot();
-        if (!c) {
-            turn_away(tcp);
-            continue;
-        }
-        *c = (struct http_connection){ .in_use = true, .tcp = tcp, .phase = WAITING_HEAD,
-                                       .request_started_ms = now_ms };
-        strbuf_init(&c->head);
-        strbuf_init(&c->input);
-        strbuf_init(&c->body);
-        strbuf_init(&c->output);
-    }
+    /* With even the overflow slots taken, a plain close is all that is left. */
+    while ((tcp = tcp_accept(listener)))
+        if (!open_connection(tcp))
+            tcp_close(tcp);
 }
 
 void http_server_start(uint16_t port)
@@ -425,7 +470,7 @@ void http_server_poll(uint64_t now)
     if (!listener)
         return;
     accept_connections();
-    for (int i = 0; i < MAX_CONNECTIONS; i++)
+    for (int i = 0; i < MAX_CONNECTIONS + OVERFLOW_SLOTS; i++)
         if (connections[i].in_use)
             service(&connections[i]);
 }
