@@ -27,7 +27,7 @@ $(STEP_WORDS):
 	@:
 else
 
-.PHONY: help run test book deps forward check-steps clean
+.PHONY: help run test book deps forward check-steps clean bench fuzz
 help:
 	@echo "ringzero: a teaching kernel in nine steps"
 	@echo
@@ -35,6 +35,8 @@ help:
 	@echo "  make test                   grade every step, then run the host-side checks"
 	@echo "  make book                   build the book (HTML and EPUB) under build/book/"
 	@echo "  make deps                   install the Debian packages the tree needs"
+	@echo "  make bench                  benchmarks: TCP echo and HTTP throughput, with references"
+	@echo "  make fuzz                   fuzz the HTTP parser and JSON reader (FUZZ_SECONDS=600)"
 	@echo
 	@echo "  make step                   list the steps"
 	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line)"
@@ -64,6 +66,13 @@ book: deps-ensure
 
 deps:
 	@common/deps.sh install
+
+bench: deps-ensure
+	@$(PYTHON) common/bench.py
+	@$(PYTHON) common/bench_http.py
+
+fuzz: deps-ensure
+	@common/fuzz/run.sh $(or $(FUZZ_SECONDS),600)
 
 forward:
 	@test -n "$(STEP)" || { echo "usage: make forward STEP=K [BASE=rev]" >&2; exit 2; }

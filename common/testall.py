@@ -31,6 +31,7 @@ def suites():
     yield "book references", [PYTHON, "book/build.py", "--check"]
     yield "book build checks", [PYTHON, "book/selftest.py"]
     yield "JSON unit tests (host, sanitizers)", ["sh", "common/hosttest/run.sh"]
+    yield "fuzzing, bounded (HTTP parser, JSON reader)", ["sh", "common/fuzz/run.sh", "20"]
 
 
 def last_summary(output):
