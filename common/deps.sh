@@ -7,7 +7,7 @@ set -eu
 
 # Packages checked by name.
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
-qemu-system-x86 pandoc graphviz curl clang libclang-rt-14-dev iproute2"
+qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2"
 
 # Tools checked by command, because a machine may have them from elsewhere (Node.js from
 # NodeSource, say), where installing Debian's package would conflict: "command:packages".

@@ -63,6 +63,15 @@ static bool is_token(const struct http_text *text)
     return true;
 }
 
+static size_t count(const struct http_request *r, const char *name)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->header_count; i++)
+        n += http_text_equals(&r->headers[i].name, name);
+    return n;
+}
+
 static void check_error(const struct http_error *error)
 {
     int s = error->status;
@@ -97,8 +106,10 @@ static void check_request(const struct http_request *r, const char *head, size_t
     }
     require(!(r->chunked && r->has_content_length), "both chunked and a Content-Length");
     require(!r->chunked || r->minor_version >= 1, "chunked in HTTP/1.0");
-    require(r->minor_version == 0 || http_find_header(r, "host") != NULL,
-            "an HTTP/1.1 request without Host accepted");
+    require(r->minor_version == 0 || count(r, "host") == 1,
+            "an HTTP/1.1 request without exactly one Host accepted");
+    require(!r->chunked || count(r, "transfer-encoding") == 1,
+            "chunked with more than one Transfer-Encoding field");
     if (!http_find_header(r, "connection"))
         require(r->keep_alive == (r->minor_version >= 1),
                 "keep-alive differs from the version's default without a Connection header");

@@ -403,7 +403,7 @@ void generate_chat(const struct http_exchange *exchange)
 }
 
 static bool write_embedding(const struct api_request *request, const struct json_value *input,
-                            size_t index, struct strbuf *json, int *total_tokens)
+                            size_t index, bool base64, struct strbuf *json, int *total_tokens)
 {
     int *tokens;
     int count = api_tokenize_field(request, "input", input->string.bytes, input->string.length,
@@ -413,11 +413,28 @@ static bool write_embedding(const struct api_request *request, const struct json
         return false;
     strbuf_printf(json, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":",
                   index ? "," : "", index);
-    infer_write_embedding(tokens, count, json);
+    infer_write_embedding(tokens, count, base64, json);
     strbuf_append_str(json, "}");
     *total_tokens += count;
     kfree(tokens);
     return true;
+}
+
+/* OpenAI's "encoding_format": "float" (the default) or "base64" of little-endian float32. */
+static bool read_encoding_format(const struct api_request *request, bool *base64)
+{
+    const struct json_value *format = json_get(request->root, "encoding_format");
+
+    if (!format || format->type == JSON_NULL)
+        return true;
+    if (format->type == JSON_STRING && strcmp(format->string.bytes, "float") == 0)
+        return true;
+    if (format->type == JSON_STRING && strcmp(format->string.bytes, "base64") == 0) {
+        *base64 = true;
+        return true;
+    }
+    api_reject_field(request, "encoding_format", "must be \"float\" or \"base64\"");
+    return false;
 }
 
 /* "input" is a string or an array of strings; each gets one embedding. */
@@ -428,10 +445,14 @@ void generate_embeddings(const struct http_exchange *exchange)
     size_t count;
     struct strbuf json;
     int total_tokens = 0;
-    bool ok = true;
+    bool ok = true, base64 = false;
 
     if (!api_parse_body(exchange, &request))
         return;
+    if (!read_encoding_format(&request, &base64)) {
+        json_free(request.root);
+        return;
+    }
     input = json_get(request.root, "input");
     count = input && input->type == JSON_ARRAY ? input->array.count : 1;
     if (!input || (input->type != JSON_STRING && input->type != JSON_ARRAY) || count == 0 ||
@@ -448,7 +469,7 @@ void generate_embeddings(const struct http_exchange *exchange)
             api_reject_field(&request, "input", "must be a string or an array of strings");
             ok = false;
         } else {
-            ok = write_embedding(&request, item, i, &json, &total_tokens);
+            ok = write_embedding(&request, item, i, base64, &json, &total_tokens);
         }
     }
     if (ok) {

@@ -106,24 +106,65 @@ static uint64_t integer_sqrt(uint64_t value)
 }
 
 /*
+ * A value in millionths, 0 to 1, as the bits of the nearest-below float32, in integers only:
+ * scale value/MICROS into [1, 2) by powers of two, then keep 23 bits of fraction.
+ */
+static uint32_t float32_bits(uint64_t micros)
+{
+    uint64_t numerator = micros, denominator = MICROS;
+    int exponent = 0;
+
+    if (micros == 0)
+        return 0;
+    while (numerator < denominator) {
+        numerator <<= 1;
+        exponent--;
+    }
+    while (numerator >= 2 * denominator) {
+        denominator <<= 1;
+        exponent++;
+    }
+    return (uint32_t)(exponent + 127) << 23 |
+           (uint32_t)(((numerator - denominator) << 23) / denominator);
+}
+
+static void write_base64(const uint64_t *micros, struct strbuf *json)
+{
+    uint8_t bytes[EMBEDDING_LENGTH * 4];
+
+    for (int i = 0; i < EMBEDDING_LENGTH; i++) {
+        uint32_t bits = float32_bits(micros[i]);
+        for (int b = 0; b < 4; b++)
+            bytes[4 * i + b] = (uint8_t)(bits >> (8 * b));
+    }
+    strbuf_append_str(json, "\"");
+    strbuf_append_base64(json, bytes, sizeof(bytes));
+    strbuf_append_str(json, "\"");
+}
+
+/*
  * A histogram of the token values folded into EMBEDDING_LENGTH buckets, L2-normalised. There
  * is no floating point in this step: the norm is an integer square root of the sum of squares
- * scaled by 2^32 (so the root carries 16 fraction bits), and the values are printed in
- * millionths.
+ * scaled by 2^32 (so the root carries 16 fraction bits), and the values are in millionths.
  */
-void infer_write_embedding(const int *tokens, int count, struct strbuf *json)
+void infer_write_embedding(const int *tokens, int count, bool base64, struct strbuf *json)
 {
-    uint64_t buckets[EMBEDDING_LENGTH] = { 0 }, sum_of_squares = 0, scaled_norm;
+    uint64_t buckets[EMBEDDING_LENGTH] = { 0 }, micros[EMBEDDING_LENGTH];
+    uint64_t sum_of_squares = 0, scaled_norm;
 
     for (int i = 0; i < count; i++)
         buckets[tokens[i] % EMBEDDING_LENGTH]++;
     for (int i = 0; i < EMBEDDING_LENGTH; i++)
         sum_of_squares += buckets[i] * buckets[i];
     scaled_norm = integer_sqrt(sum_of_squares << 32);
-    strbuf_append_str(json, "[");
-    for (int i = 0; i < EMBEDDING_LENGTH; i++) {
-        uint64_t value = scaled_norm ? (buckets[i] * MICROS << 16) / scaled_norm : 0;
-        strbuf_printf(json, "%s%lu.%06lu", i ? "," : "", value / MICROS, value % MICROS);
+    for (int i = 0; i < EMBEDDING_LENGTH; i++)
+        micros[i] = scaled_norm ? (buckets[i] * MICROS << 16) / scaled_norm : 0;
+    if (base64) {
+        write_base64(micros, json);
+        return;
     }
+    strbuf_append_str(json, "[");
+    for (int i = 0; i < EMBEDDING_LENGTH; i++)
+        strbuf_printf(json, "%s%lu.%06lu", i ? "," : "", micros[i] / MICROS, micros[i] % MICROS);
     strbuf_append_str(json, "]");
 }

@@ -35,4 +35,5 @@ struct infer_session *infer_start(const int *prompt, int count,
                                   const struct infer_sampling *sampling);
 int infer_next(struct infer_session *session);
 void infer_finish(struct infer_session *session);
-void infer_write_embedding(const int *tokens, int count, struct strbuf *json);
+/* The embedding as a JSON array of numbers, or as base64 of little-endian float32 values. */
+void infer_write_embedding(const int *tokens, int count, bool base64, struct strbuf *json);

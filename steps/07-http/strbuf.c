@@ -157,3 +157,25 @@ void json_write_string(struct strbuf *b, const void *bytes, size_t length)
     }
     strbuf_append(b, "\"", 1);
 }
+
+/* Base64 (RFC 4648) with padding: three bytes become four characters. */
+void strbuf_append_base64(struct strbuf *b, const void *bytes, size_t length)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = bytes;
+
+    for (size_t i = 0; i < length; i += 3) {
+        uint32_t group = (uint32_t)in[i] << 16;
+        char out[4];
+        if (i + 1 < length)
+            group |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < length)
+            group |= in[i + 2];
+        out[0] = alphabet[group >> 18];
+        out[1] = alphabet[(group >> 12) & 63];
+        out[2] = i + 1 < length ? alphabet[(group >> 6) & 63] : '=';
+        out[3] = i + 2 < length ? alphabet[group & 63] : '=';
+        strbuf_append(b, out, 4);
+    }
+}

@@ -19,6 +19,7 @@ void strbuf_init(struct strbuf *b);
 void strbuf_free(struct strbuf *b);
 void strbuf_append(struct strbuf *b, const void *bytes, size_t length);
 void strbuf_append_str(struct strbuf *b, const char *s);
+void strbuf_append_base64(struct strbuf *b, const void *bytes, size_t length);
 __attribute__((format(printf, 2, 3))) void strbuf_printf(struct strbuf *b, const char *format,
                                                          ...);
 
