@@ -27,7 +27,7 @@ $(STEP_WORDS):
 	@:
 else
 
-.PHONY: help run test book deps forward check-steps clean bench fuzz
+.PHONY: help run test book deps forward check-steps clean bench fuzz model
 help:
 	@echo "ringzero: a teaching kernel in nine steps"
 	@echo
@@ -37,6 +37,7 @@ help:
 	@echo "  make deps                   install the Debian packages the tree needs"
 	@echo "  make bench                  benchmarks: TCP echo and HTTP throughput, with references"
 	@echo "  make fuzz                   fuzz the HTTP parser and JSON reader (FUZZ_SECONDS=600)"
+	@echo "  make model                  train the small language model from scratch (~20 min)"
 	@echo
 	@echo "  make step                   list the steps"
 	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line)"
@@ -70,6 +71,11 @@ deps:
 bench: deps-ensure
 	@$(PYTHON) common/bench.py
 	@$(PYTHON) common/bench_http.py
+
+# Training needs PyTorch, which make test does not: its packages are installed only here.
+model: deps-ensure
+	@common/deps.sh ensure-model
+	@$(MAKE) --no-print-directory -f common/model/model.mk
 
 fuzz: deps-ensure
 	@common/fuzz/run.sh $(or $(FUZZ_SECONDS),600)

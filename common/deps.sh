@@ -3,11 +3,15 @@
 #   deps.sh check    list what is missing; exit 1 if anything is
 #   deps.sh ensure   install what is missing when root, else print the apt-get line and fail
 #   deps.sh install  the same as ensure (for `make deps`)
+#   deps.sh ensure-model   ensure the packages that training the model needs
 set -eu
 
 # Packages checked by name.
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
 qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2"
+
+# Only for `make model` (training): deps.sh ensure-model.
+MODEL_PACKAGES="python3-torch python3-numpy fortunes libopenblas0-pthread"
 
 # Tools checked by command, because a machine may have them from elsewhere (Node.js from
 # NodeSource, say), where installing Debian's package would conflict: "command:packages".
@@ -23,6 +27,11 @@ missing_packages() {
 	done
 }
 
+if [ "${1:-}" = ensure-model ]; then
+	PACKAGES=$MODEL_PACKAGES
+	COMMANDS=""
+	set -- ensure
+fi
 missing=$(missing_packages)
 case "${1:-check}" in
 check)
