@@ -1,6 +1,6 @@
 """net: what the network tests (steps 05 and later) need besides gradelib.
 
-- Typing into the kernel's serial console, and reading its `net`/`tcp` counters.
+- Typing into the kernel's serial shell (gradelib's send()), reading its `net`/`tcp` counters.
 - QEMU NIC arguments: user networking with host port forwarding, or a scripted wire.
 - Frames built and parsed with struct: Ethernet, ARP, IPv4, ICMP echo, TCP.
 - Wire: a scripted Ethernet wire. QEMU's e1000 is one end (QEMU 7.2's `-netdev dgram` on unix
@@ -9,9 +9,11 @@
 - Namespace and LossyRelay: Linux's own TCP/IP stack in a network namespace of the test's
   own, joined to the e1000 through a relay that drops, duplicates and reorders frames.
 """
+import collections
 import contextlib
 import ctypes
 import fcntl
+import json
 import os
 import random
 import re
@@ -19,39 +21,26 @@ import select
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from gradelib import check, fail
 
 # ---------------------------------------------------------------------------------------------
-# The serial console's input. gradelib starts QEMU with stdin=/dev/null; these tests need to
-# type shell commands, so QEMU's stdin (its `-serial stdio`) becomes a pipe for this boot.
-
+# The serial console's input and the shell's counters.
 
 def boot_with_console(m, **boot_arguments):
-    """m.boot(**boot_arguments), with COM1's input connected so type_line() can type."""
-    original = subprocess.Popen
-
-    def popen_with_stdin_pipe(argv, **options):
-        options["stdin"] = subprocess.PIPE
-        return original(argv, **options)
-
-    subprocess.Popen = popen_with_stdin_pipe
-    try:
-        m.boot(**boot_arguments)
-    finally:
-        subprocess.Popen = original
+    """m.boot(**boot_arguments) with COM1's input connected, so type_line() can type."""
+    m.boot(serial_input=True, **boot_arguments)
 
 
 def type_line(m, text):
     """Type one line into the kernel's serial console."""
-    require_running(m, f"typing {text!r}")
-    check(m.process.stdin is not None, "grader error: boot with net.boot_with_console() first")
-    m.process.stdin.write(text.encode() + b"\r")
-    m.process.stdin.flush()
+    m.send(text + "\r")
 
 
 COUNTER_LINE = r"((?:[a-z0-9_]+=\d+ ?)+)"
@@ -286,7 +275,7 @@ class Tcp:
         names = "".join(name for bit, name in ((SYN, "S"), (ACK, "A"), (FIN, "F"), (RST, "R"),
                                                 (PSH, "P")) if self.flags & bit)
         return (f"[{names or '-'}] {self.source_port}->{self.destination_port} "
-                f"seq={self.sequence} ack={self.acknowledgment} len={len(self.payload)}")
+                f"seq={self.sequence} ack={self.acknowledgment} win={self.window} len={len(self.payload)}")
 
 
 def parse_tcp(data):
@@ -472,10 +461,120 @@ class WireSession:
         return accept
 
 
+class TcpPeer:
+    """One TCP connection of the test's own on a scripted wire, from the peer to the kernel.
+
+    Just enough TCP to script a conversation: a handshake, data and FIN in order, reading
+    the kernel's bytes back in sequence (duplicates ignored) and acknowledging them.
+    """
+    MSS_OPTION = struct.pack("!BBH", 2, 4, 1460)
+
+    def __init__(self, session, port, source_port=None, rng=None):
+        self.s = session
+        rng = rng or random.Random()
+        self.port = port
+        self.source_port = source_port or rng.randrange(20000, 60000)
+        self.iss = rng.randrange(1 << 32)
+        self.snd_nxt = self.iss
+        self.rcv_nxt = None
+        self.received = b""
+
+    def send(self, flags, payload=b"", sequence=None, options=b"", bad_checksum=False):
+        """Send a segment (sequence defaults to snd_nxt, which then moves past it);
+        bad_checksum sends it with a checksum that is wrong."""
+        if sequence is None:
+            sequence = self.snd_nxt
+            self.snd_nxt = (self.snd_nxt + len(payload) + bool(flags & (SYN | FIN))) % (1 << 32)
+        segment = tcp(self.s.peer.ip, self.s.kernel.ip, self.source_port, self.port, sequence,
+                      self.rcv_nxt or 0, flags, payload=payload, options=options)
+        if bad_checksum:
+            # 0x5555 flips bits without making the sum one's-complement equal (unlike 0xFFFF).
+            wrong = struct.unpack("!H", segment[16:18])[0] ^ 0x5555
+            segment = segment[:16] + struct.pack("!H", wrong) + segment[18:]
+        self.s.send_ip(segment, PROTOCOL_TCP)
+
+    def is_mine(self, frame):
+        if frame.ethertype != ETHERTYPE_IPV4:
+            return False
+        packet = parse_ipv4(frame.payload)
+        if not packet or packet.protocol != PROTOCOL_TCP or packet.source != self.s.kernel.ip:
+            return False
+        segment = parse_tcp(packet.payload)
+        return segment is not None and (segment.source_port, segment.destination_port) == \
+            (self.port, self.source_port)
+
+    def receive(self, what, timeout=5):
+        """The kernel's next segment on this connection, its checksum checked."""
+        frame = self.s.wire.receive(self.is_mine, timeout, f"{what} (port {self.port})")
+        packet = parse_ipv4(frame.payload)
+        check(tcp_checksum(packet.source, packet.destination, packet.payload) == 0,
+              f"the kernel's TCP checksum is wrong in {describe_frame(frame)}")
+        return parse_tcp(packet.payload)
+
+    def poll(self, timeout):
+        """The kernel's next segment on this connection, or None within timeout."""
+        frame = self.s.wire.poll_for(self.is_mine, timeout)
+        return parse_tcp(parse_ipv4(frame.payload).payload) if frame else None
+
+    def connect(self):
+        """SYN, SYN-ACK, ACK. Returns the SYN-ACK."""
+        self.send(SYN, options=self.MSS_OPTION)
+        reply = self.receive("SYN-ACK")
+        check(reply.flags & (SYN | ACK | RST) == SYN | ACK,
+              f"a SYN to port {self.port} got {reply.describe()}, not a SYN-ACK")
+        check(reply.acknowledgment == self.snd_nxt, f"the SYN-ACK acknowledges "
+              f"{reply.acknowledgment}, not the SYN's sequence number + 1 = {self.snd_nxt}")
+        self.rcv_nxt = (reply.sequence + 1) % (1 << 32)
+        self.send(ACK)
+        return reply
+
+    def read(self, count, what, timeout=5):
+        """Take in the kernel's next count bytes in order, acknowledging what arrives."""
+        wanted = len(self.received) + count
+        while len(self.received) < wanted:
+            segment = self.receive(what, timeout)
+            check(not segment.flags & RST, f"the kernel reset the connection: "
+                  f"{segment.describe()}")
+            if segment.sequence == self.rcv_nxt and segment.payload:
+                self.received += segment.payload
+                self.rcv_nxt = (self.rcv_nxt + len(segment.payload)) % (1 << 32)
+                self.send(ACK)
+            elif segment.payload:  # a retransmission of what we had, or out of order
+                self.send(ACK)
+        data, self.received = self.received[:wanted], self.received[wanted:]
+        return data[-count:] if count else b""
+
+    def close(self):
+        """Send FIN, expect the kernel's FIN (after any data) and acknowledge it. Bytes the
+        kernel sends that nobody read are a failure."""
+        self.send(FIN | ACK)
+        while True:
+            segment = self.receive("FIN")
+            check(not segment.flags & RST, f"the kernel reset the connection instead of "
+                  f"closing it: {segment.describe()}")
+            if segment.payload and segment.sequence == self.rcv_nxt:
+                self.received += segment.payload
+                self.rcv_nxt = (self.rcv_nxt + len(segment.payload)) % (1 << 32)
+            if segment.flags & FIN:
+                end = (segment.sequence + len(segment.payload)) % (1 << 32)
+                check(end == self.rcv_nxt, f"the kernel's FIN is at {end}, but the test has "
+                      f"its bytes up to {self.rcv_nxt}")
+                self.rcv_nxt = (end + 1) % (1 << 32)
+                self.send(ACK)
+                break
+        check(not self.received, f"the kernel sent {len(self.received)} bytes more than "
+              "expected before its FIN")
+
+
 # ---------------------------------------------------------------------------------------------
 # A network namespace with Linux's TCP/IP stack on a TAP device, joined to QEMU by a relay.
 
 CLONE_NEWNET = 0x40000000
+ECHO_CLIENT = Path(__file__).resolve().parent / "echo_client.py"
+# For Linux as the peer: the kernel offers neither SACK nor timestamps, so Linux cannot time
+# a retransmitted segment and, under heavy loss, backs off exponentially on every lost one (to
+# 2 minutes). Linux 6.15 and later can cap that at 1 s (older ones lack the knob: slower).
+PEER_SYSCTLS = {"net.ipv4.tcp_rto_max_ms": "1000", "net.ipv4.tcp_retries2": "50"}
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
 
@@ -531,6 +630,28 @@ class Namespace:
         """argv run inside the namespace."""
         return ["ip", "netns", "exec", self.name, *argv]
 
+    def tune_tcp_peer(self):
+        """Set PEER_SYSCTLS in the namespace, those this Linux has."""
+        for key, value in PEER_SYSCTLS.items():
+            if Path("/proc/sys", key.replace(".", "/")).exists():
+                subprocess.run(self.command(["sysctl", "-q", "-w", f"{key}={value}"]),
+                               capture_output=True)
+
+    def run_echo_client(self, host, port, size, seed, timeout, clients=1):
+        """echo_client.py inside the namespace; its result, as echo_client.run_clients."""
+        argv = self.command([sys.executable, str(ECHO_CLIENT), host, str(port), "--size",
+                             str(size), "--clients", str(clients), "--seed", str(seed),
+                             "--timeout", f"{max(1.0, timeout - 2):.0f}"])
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            fail(f"the echo client in the namespace did not finish in {timeout:.0f}s")
+        try:
+            return json.loads(done.stdout)
+        except json.JSONDecodeError:
+            fail(f"grader error: the echo client printed {done.stdout!r}, stderr "
+                 f"{done.stderr.strip()[-300:]!r}")
+
     def open_tap(self):
         """A file descriptor for the namespace's TAP device, opened from inside it."""
         libc = ctypes.CDLL(None, use_errno=True)
@@ -556,41 +677,61 @@ class LossyRelay:
 
     In each direction it drops a fraction of frames, sends some twice and holds some back to
     send after the next one (reordering). The choices come from random.Random(seed) per
-    direction, so a run can be repeated. Held frames go out after at most hold_ms even if no
-    frame follows. loss=0 and the rest 0 make it a plain cable.
+    direction, so a run can be repeated. A held frame goes out after at most hold_ms even if
+    no frame follows. It starts as a plain cable; set_faults() makes it bad (for instance
+    once the kernel has booted).
     """
 
-    def __init__(self, m, tap_fd, seed, loss=0.0, duplicate=0.0, reorder=0.0, hold_ms=20):
+    def __init__(self, m, tap_fd, seed, hold_ms=20):
         self.m, self.tap_fd = m, tap_fd
         self.peer_path = str(m.run.unique_path("relay.sock"))
         self.qemu_path = str(m.run.unique_path("relay-qemu.sock"))
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.socket.bind(self.peer_path)
-        self.settings = (loss, duplicate, reorder, hold_ms / 1000)
+        self.hold = hold_ms / 1000
+        self.faults = Faults()
         self.directions = {"to_kernel": Direction(random.Random(f"{seed}:to_kernel")),
                            "to_linux": Direction(random.Random(f"{seed}:to_linux"))}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error = None
+        self.started = time.monotonic()
+        # The latest frames, for the failure log: (time, direction, fate, first bytes).
+        self.trace = collections.deque(maxlen=4000)
 
     def nic_args(self, mac="52:54:00:12:34:56"):
         netdev = (f"dgram,id=net0,local.type=unix,local.path={self.qemu_path},"
                   f"remote.type=unix,remote.path={self.peer_path}")
         return ["-netdev", netdev, "-device", f"e1000,netdev=net0,mac={mac}"]
 
-    def start(self):
-        self.thread.start()
+    def set_faults(self, loss=0.0, duplicate=0.0, reorder=0.0):
+        self.faults = Faults(loss, duplicate, reorder)
 
-    def stop(self):
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exception):
         self.stopping.set()
         self.thread.join(timeout=5)
         self.socket.close()
         os.close(self.tap_fd)
 
     def statistics(self):
+        """{direction: {frames, dropped, duplicated, reordered}}"""
         return {name: vars(direction.counts) for name, direction in self.directions.items()}
 
+    def write_trace(self, path):
+        """The latest frames the relay carried, one line each, to path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as out:
+            for when, name, fate, head in list(self.trace):
+                frame = parse_ethernet(head)
+                text = describe_frame(frame) if frame else head.hex()
+                out.write(f"{when - self.started:9.3f} {name:9} {fate:10} {text}\n")
+
     def _send_to_kernel(self, frame):
+        # QEMU's socket is gone once QEMU has exited; the test notices that itself.
         with contextlib.suppress(FileNotFoundError, ConnectionRefusedError, BlockingIOError):
             self.socket.sendto(frame, self.qemu_path)
 
@@ -601,25 +742,31 @@ class LossyRelay:
     def _run(self):
         try:
             self._loop()
-        except Exception as error:  # reported by the test through self.error
+        except Exception as error:  # the test reports it through self.error
             self.error = f"{type(error).__name__}: {error}"
 
     def _loop(self):
-        loss, duplicate, reorder, hold = self.settings
-        outputs = {"to_kernel": self._send_to_kernel, "to_linux": self._send_to_linux}
+        sources = {self.socket.fileno(): ("to_linux", self._send_to_linux,
+                                          lambda: self.socket.recv(65536)),
+                   self.tap_fd: ("to_kernel", self._send_to_kernel,
+                                 lambda: os.read(self.tap_fd, 65536))}
         while not self.stopping.is_set():
-            ready = select.select([self.socket, self.tap_fd], [], [], 0.01)[0]
+            ready = select.select(list(sources), [], [], 0.005)[0]
             now = time.monotonic()
-            if self.socket in ready:
-                frame = self.socket.recv(65536)
-                self.directions["to_linux"].carry(frame, now, outputs["to_linux"], loss,
-                                                  duplicate, reorder)
-            if self.tap_fd in ready:
-                frame = os.read(self.tap_fd, 65536)
-                self.directions["to_kernel"].carry(frame, now, outputs["to_kernel"], loss,
-                                                   duplicate, reorder)
-            for name, direction in self.directions.items():
-                direction.release_stale(now, hold, outputs[name])
+            for fd in ready:
+                name, send, read = sources[fd]
+                frame = read()
+                fate = self.directions[name].carry(frame, now, send, self.faults)
+                self.trace.append((now, name, fate, frame[:80]))
+            for name, send, _ in sources.values():
+                self.directions[name].release_stale(now, self.hold, send)
+
+
+@dataclass
+class Faults:
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
 
 
 @dataclass
@@ -635,28 +782,36 @@ class Direction:
 
     def __init__(self, rng):
         self.rng = rng
-        self.held = None  # (frame, since)
+        self.held = None  # (frame, copies, since)
         self.counts = DirectionCounts()
 
-    def carry(self, frame, now, send, loss, duplicate, reorder):
+    def carry(self, frame, now, send, faults):
+        """Drop, hold, or send the frame (twice if duplicated); returns what it did."""
         self.counts.frames += 1
-        roll = self.rng.random()
-        if roll < loss:
+        # Three draws per frame whatever the faults, so one seed gives one sequence of choices.
+        lost, doubled, held = (self.rng.random() < p
+                               for p in (faults.loss, faults.duplicate, faults.reorder))
+        if lost:
             self.counts.dropped += 1
-            return
-        copies = 2 if self.rng.random() < duplicate else 1
+            return "dropped"
+        copies = 2 if doubled else 1
         self.counts.duplicated += copies - 1
-        if self.held is None and self.rng.random() < reorder:
-            self.held = (frame, now)
+        if held and self.held is None:
+            self.held = (frame, copies, now)
             self.counts.reordered += 1
-            return
+            return "held" + "+dup" * (copies - 1)
         for _ in range(copies):
             send(frame)
+        self.release(send)
+        return "sent" + "+dup" * (copies - 1)
+
+    def release(self, send):
         if self.held:
-            send(self.held[0])
+            frame, copies, _ = self.held
             self.held = None
+            for _ in range(copies):
+                send(frame)
 
     def release_stale(self, now, hold, send):
-        if self.held and now - self.held[1] >= hold:
-            send(self.held[0])
-            self.held = None
+        if self.held and now - self.held[2] >= hold:
+            self.release(send)
