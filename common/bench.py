@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""Benchmark the kernel's TCP: echo throughput, and how long a lossy transfer takes.
+
+    bench.py [STEP] [--sizes 1,8] [--runs N] [--no-lossy]
+
+STEP is a step folder with TCP (default: the last step that has tcp.c). The kernel boots in
+QEMU (KVM when usable, else TCG; ACCEL= chooses) with a port forward from 127.0.0.1 to its echo
+service (port 7). One client (common/grader/echo_client.py) sends each size of random bytes
+and reads them back; MB/s is the payload echoed per second (10^6 bytes, counted once). The same
+client against a Linux echo server on the host's loopback, in the same run, gives the figures
+a scale: the kernel's MB/s as a fraction of it. Then, as root, the 1 MiB echo through the lossy
+wire of the step 06 test (Linux in a network namespace, 20% of frames dropped each way, 5%
+duplicated, 10% reordered, a fixed seed): the seconds it takes.
+
+It never fails on speed: it exits non-zero only when a measurement could not be made (the
+kernel did not boot, bytes came back wrong, a transfer did not finish).
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "grader"))
+import echo_client  # noqa: E402  (common/grader/echo_client.py)
+import gradelib  # noqa: E402
+import net  # noqa: E402
+from gradelib import qemu  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+ECHO_PORT = 7
+KERNEL_ADDRESS = "10.0.2.15"
+LOSS, DUPLICATE, REORDER, LOSSY_SEED = 0.20, 0.05, 0.10, "ringzero-06"
+TRANSFER_TIMEOUT = 600.0
+
+
+class BenchError(Exception):
+    """A measurement could not be made."""
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", nargs="?", help="step folder, e.g. 06-tcp")
+    parser.add_argument("--sizes", default="1,8", help="echo sizes in MiB (default 1,8)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per size; the best counts")
+    parser.add_argument("--no-lossy", action="store_true", help="skip the lossy transfer")
+    parser.add_argument("--reference-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def last_tcp_step():
+    steps = sorted(path.name for path in (REPO / "steps").iterdir()
+                   if (path / "tcp.c").exists())
+    if not steps:
+        raise SystemExit("bench: no step has TCP (tcp.c)")
+    return steps[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference: a Linux echo server on loopback, a thread per connection, in a process of its
+# own so it has a core of its own as QEMU does.
+
+def serve_reference(port):
+    listener = socket.create_server(("127.0.0.1", port), backlog=64)
+    print("listening", flush=True)
+    while True:
+        connection, _ = listener.accept()
+        threading.Thread(target=echo_until_closed, args=(connection,), daemon=True).start()
+
+
+def echo_until_closed(connection):
+    with connection:
+        while True:
+            data = connection.recv(65536)
+            if not data:
+                return
+            connection.sendall(data)
+
+
+def start_reference():
+    port = net.free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--reference-server", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    if server.stdout.readline().strip() != "listening":
+        raise BenchError("the reference echo server did not start")
+    return server, port
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel
+
+def build(step):
+    result = subprocess.run(["make", "-s", "-f", "common/kernel.mk", f"STEP_DIR=steps/{step}",
+                             f"OUT=build/{step}"], cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"the kernel of {step} did not build:\n{result.stdout}{result.stderr}")
+
+
+def boot(run, extra_args, deadline_seconds=3600):
+    """A booted kernel (gradelib's Machine) that reached `ready`."""
+    m = gradelib.Machine(run, deadline=time.monotonic() + deadline_seconds)
+    try:
+        m.boot(cmdline="noping", extra_args=extra_args)
+        m.expect(r"^ready$", timeout=120)
+    except gradelib.TestFailure as failure:
+        m.kill()
+        raise BenchError(f"the kernel did not boot: {failure}")
+    return m
+
+
+def echo(port, size, runs):
+    """The best of runs 1-client echoes of size bytes: seconds."""
+    best = None
+    for run in range(runs):
+        result = echo_client.run_clients("127.0.0.1", port, 1, size, seed=run,
+                                         timeout=TRANSFER_TIMEOUT)
+        if not result["ok"]:
+            raise BenchError("; ".join(result["failures"]))
+        best = min(best or result["seconds"], result["seconds"])
+    return best
+
+
+def lossy_seconds(run):
+    """Seconds for the 1 MiB echo through the lossy wire, or the reason it was not run."""
+    if os.geteuid() != 0:
+        return None, "needs root (a network namespace)"
+    m = gradelib.Machine(run, deadline=time.monotonic() + TRANSFER_TIMEOUT + 120)
+    try:
+        with net.Namespace() as namespace, \
+                net.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
+            namespace.tune_tcp_peer()
+            m.boot(cmdline="noping", extra_args=relay.nic_args())
+            m.expect(r"^ready$", timeout=120)
+            relay.set_faults(LOSS, DUPLICATE, REORDER)
+            result = namespace.run_echo_client(KERNEL_ADDRESS, ECHO_PORT, MiB, seed=0,
+                                               timeout=TRANSFER_TIMEOUT)
+    except gradelib.TestFailure as failure:
+        raise BenchError(f"the lossy transfer could not be made: {failure}")
+    finally:
+        m.kill()
+    if not result["ok"]:
+        raise BenchError("the lossy transfer failed: " + "; ".join(result["failures"]))
+    return result["seconds"], None
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+def machine_description(accel):
+    cpu = platform.processor() or "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        models = re.findall(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
+    if models:
+        cpu = models[0]
+    version = subprocess.run([qemu.QEMU, "--version"], capture_output=True,
+                             text=True).stdout.splitlines()
+    return [f"date:    {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
+            f"machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+            f"qemu:    {version[0] if version else 'unknown'}, accelerator {accel.upper()}",
+            f"         ({qemu.describe_accel(accel)})"]
+
+
+def megabytes_per_second(size, seconds):
+    return size / seconds / 1e6
+
+
+def main():
+    args = parse_args()
+    if args.reference_server:
+        serve_reference(args.reference_server)
+        return 0
+    step = args.step or last_tcp_step()
+    sizes = [int(float(n) * MiB) for n in args.sizes.split(",") if n.strip()]
+    gradelib.install_cleanup_handlers()
+    accel = qemu.choose_accel()
+    print("TCP benchmark: echo (port 7), one client, best of "
+          f"{args.runs} run{'s' * (args.runs > 1)} per size")
+    for line in machine_description(accel):
+        print(line)
+    print(f"kernel:  {step} in QEMU, e1000 on user networking, hostfwd from 127.0.0.1")
+    print("reference: a Linux echo server on 127.0.0.1 (Python, a thread per connection), "
+          "the same client\n")
+    reference = None
+    try:
+        build(step)
+        run = gradelib.Run(step, REPO / "build" / step, accel=accel, timeout_scale=1)
+        port = net.free_port()
+        m = boot(run, net.user_nic([(port, ECHO_PORT)]))
+        reference, reference_port = start_reference()
+        # A warm-up each, unreported: TCG translates the kernel's hot paths on first use.
+        echo(port, MiB // 4, 1)
+        echo(reference_port, MiB // 4, 1)
+        print(f"  {'size':>6} {'kernel MB/s':>12} {'reference MB/s':>15} {'kernel/reference':>17}")
+        for size in sizes:
+            ours = megabytes_per_second(size, echo(port, size, args.runs))
+            theirs = megabytes_per_second(size, echo(reference_port, size, args.runs))
+            print(f"  {size // MiB:>3} MiB {ours:>12.2f} {theirs:>15.1f} {ours / theirs:>17.4f}",
+                  flush=True)
+        net.require_running(m, "the end of the benchmark")
+        m.kill()
+        if not args.no_lossy:
+            seconds, reason = lossy_seconds(run)
+            wire = (f"{LOSS:.0%} dropped each way, {DUPLICATE:.0%} duplicated, "
+                    f"{REORDER:.0%} reordered, seed {LOSSY_SEED!r}")
+            if seconds is None:
+                print(f"\nlossy wire ({wire}): not measured, {reason}")
+            else:
+                print(f"\nlossy wire ({wire}): 1 MiB echoed in {seconds:.1f} s "
+                      f"({megabytes_per_second(MiB, seconds) * 1000:.1f} kB/s)")
+    except (BenchError, gradelib.TestFailure) as error:
+        print(f"bench: {error}")
+        return 1
+    finally:
+        gradelib.kill_all_machines()
+        if reference:
+            reference.kill()
+            reference.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

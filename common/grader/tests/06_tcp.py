@@ -1,0 +1,249 @@
+"""Step 06: TCP, with the echo (port 7) and discard (port 9) services.
+
+Three kinds of network:
+- QEMU user networking with host port forwarding (127.0.0.1, ports picked free at run time):
+  many clients at once, and a long transfer, byte-exact.
+- A lossy wire: Linux's own TCP stack in a network namespace of the test's own (a TAP device
+  at 10.0.2.2/24), joined to the e1000 by net.LossyRelay, which drops 20% of the frames in
+  each direction and duplicates and reorders others (seeded, so a run can be repeated). The
+  kernel keeps its default address 10.0.2.15. Needs root; without it the test fails.
+- The scripted wire of step 05 (net.Wire, net.TcpPeer) for what must be exact: resets for
+  closed ports, segments with bad checksums ignored, a full connection table refusing one more.
+"""
+import random
+import socket
+import time
+
+import echo_client
+import net
+from gradelib import TestFailure, check, fail, test
+from net import ACK, PSH, RST, SYN, TcpPeer, WireSession
+
+ECHO_PORT, DISCARD_PORT = 7, 9
+KiB, MiB = 1 << 10, 1 << 20
+KERNEL_ADDRESS = "10.0.2.15"  # the kernel's default; the namespace is the gateway 10.0.2.2
+LOSS, DUPLICATE, REORDER = 0.20, 0.05, 0.10
+LOSSY_SEED = "ringzero-06"
+
+
+# ---------------------------------------------------------------------------------------------
+# User networking
+
+@test(15, "64 clients at once each echo 64 KiB", timeout=90)
+def echo_many_clients(m):
+    """64 connections open together through user networking, each streams 64 KiB of its own
+    random bytes, and each gets exactly those bytes back before the kernel closes it."""
+    port = boot_forwarded(m, ECHO_PORT)
+    run_echo(m, port, clients=64, size=64 * KiB)
+
+
+@test(10, "one client echoes 1 MiB", timeout=60)
+def echo_one_mebibyte(m):
+    port = boot_forwarded(m, ECHO_PORT)
+    run_echo(m, port, clients=1, size=MiB)
+
+
+@test(5, "discard takes bytes and sends none", timeout=60)
+def discard_service(m):
+    """256 KiB to port 9: all accepted, nothing comes back, and the kernel closes after us."""
+    port = boot_forwarded(m, DISCARD_PORT)
+    with socket.create_connection(("127.0.0.1", port), timeout=20 * m.run.timeout_scale) as s:
+        s.sendall(random.randbytes(256 * KiB))
+        s.shutdown(socket.SHUT_WR)
+        try:
+            back = s.recv(65536)
+        except TimeoutError:
+            fail("discard did not close the connection after the client did")
+    net.require_running(m, "the end of the discard transfer")
+    check(back == b"", f"discard sent {len(back)} bytes back; it must send none, and close")
+
+
+def boot_forwarded(m, guest_port, attempts=3):
+    """Boot on user networking with 127.0.0.1:<free port> forwarded to guest_port. Another
+    program may take the port between the check and QEMU's bind; then try another."""
+    for attempt in range(attempts):
+        port = net.free_port()
+        net.boot_with_console(m, cmdline="noping", extra_args=net.user_nic([(port, guest_port)]))
+        try:
+            m.expect(r"^ready$")
+            return port
+        except TestFailure:
+            stderr = m.stderr_path.read_text(errors="replace")
+            if "forwarding" not in stderr or attempt == attempts - 1:
+                raise
+
+
+def run_echo(m, port, clients, size):
+    seed = random.randrange(1 << 32)
+    left = m.deadline - time.monotonic() - 5
+    result = echo_client.run_clients("127.0.0.1", port, clients, size, seed, left, ramp=True)
+    net.require_running(m, "the end of the echo transfer")
+    failures = result["failures"]
+    check(result["ok"], f"{len(failures)} of {clients} echo clients failed: " +
+          "; ".join(failures[:3]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The lossy wire
+
+@test(25, "1 MiB echo over a lossy wire", timeout=200)
+def echo_lossy_wire(m):
+    """Linux in a network namespace echoes 1 MiB through the kernel while the relay drops
+    20% of frames each way, duplicates 5% and delays 10% behind the next; every byte must
+    come back exactly. The relay's own counts show it really was that bad."""
+    with net.Namespace() as namespace, \
+            net.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
+        namespace.tune_tcp_peer()
+        m.boot(cmdline="noping", extra_args=relay.nic_args())
+        m.expect(r"^ready$")
+        relay.set_faults(LOSS, DUPLICATE, REORDER)
+        started = time.monotonic()
+        result = namespace.run_echo_client(KERNEL_ADDRESS, ECHO_PORT, MiB,
+                                           seed=random.randrange(1 << 32),
+                                           timeout=max(10.0, m.deadline - time.monotonic() - 5))
+        seconds = time.monotonic() - started
+        relay.set_faults()
+        net.require_running(m, "the end of the lossy transfer")
+        check(relay.error is None, f"grader error: the relay failed: {relay.error}")
+        wire = relay_summary(relay.statistics())
+        if not result["ok"]:
+            trace = m.run.log_dir / "06_echo_lossy_wire.frames.txt"
+            relay.write_trace(trace)
+            fail(f"the 1 MiB echo over the lossy wire failed after {seconds:.0f}s: "
+                 f"{'; '.join(result['failures'][:2])} (wire: {wire}; the last frames are in "
+                 f"{trace})")
+        for name, counts in relay.statistics().items():
+            check(counts["frames"] > 500 and 0.1 < counts["dropped"] / counts["frames"] < 0.3
+                  and counts["duplicated"] and counts["reordered"],
+                  f"grader error: the relay did not damage the {name} traffic as meant: {wire}")
+
+
+def relay_summary(statistics):
+    return "; ".join(f"{name}: {c['frames']} frames, {c['dropped']} dropped, "
+                     f"{c['duplicated']} duplicated, {c['reordered']} reordered"
+                     for name, c in statistics.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# The scripted wire
+
+@test(10, "a closed port answers with a reset", timeout=30)
+def closed_port_reset(m):
+    """RFC 793's resets for a closed port: a SYN gets RST+ACK with sequence 0 acknowledging
+    the SYN; a stray ACK gets a RST whose sequence number is that ACK's acknowledgment
+    number; a RST gets nothing."""
+    s = WireSession(m)
+    s.boot()
+    s.introduce()
+    port = random.choice([p for p in range(1000, 60000) if p not in (ECHO_PORT, DISCARD_PORT)])
+    syn = TcpPeer(s, port)
+    syn.send(SYN, options=TcpPeer.MSS_OPTION)
+    reply = syn.receive("a reset for a SYN to a closed port")
+    check(reply.flags & (RST | ACK | SYN) == RST | ACK,
+          f"a SYN to closed port {port} got {reply.describe()}; expected RST+ACK")
+    check(reply.sequence == 0 and reply.acknowledgment == syn.iss + 1,
+          f"the reset for a SYN with sequence {syn.iss} is {reply.describe()}; expected "
+          f"seq=0 ack={syn.iss + 1}")
+    check(not reply.payload, "the reset carries data")
+
+    stray = TcpPeer(s, port)
+    stray.rcv_nxt = random.randrange(1 << 32)
+    stray.send(ACK, payload=b"stray")
+    reply = stray.receive("a reset for a stray ACK")
+    check(reply.flags & (RST | SYN) == RST and reply.sequence == stray.rcv_nxt,
+          f"an ACK acknowledging {stray.rcv_nxt} to closed port {port} got "
+          f"{reply.describe()}; expected RST seq={stray.rcv_nxt}")
+
+    TcpPeer(s, port).send(RST)
+    fence_tcp(s, "a RST to a closed port")
+
+
+@test(10, "a segment with a bad checksum is ignored", timeout=30)
+def bad_checksum_ignored(m):
+    """On an echo connection a data segment with a wrong checksum gets no ACK and no echo,
+    and `tcp` counts it under bad_checksum; the same bytes sent correctly then come back.
+    A SYN with a wrong checksum gets no SYN-ACK."""
+    s = WireSession(m)
+    s.boot()
+    s.introduce()
+    bad_syn = TcpPeer(s, ECHO_PORT)
+    bad_syn.send(SYN, options=TcpPeer.MSS_OPTION, bad_checksum=True)
+    fence_tcp(s, "a SYN with a bad checksum")
+
+    peer = TcpPeer(s, ECHO_PORT)
+    peer.connect()
+    before, _ = net.tcp_status(m)
+    data = random.randbytes(100)
+    peer.send(ACK | PSH, payload=data, sequence=peer.snd_nxt, bad_checksum=True)
+    fence_tcp(s, "a data segment with a bad checksum")
+    after, _ = net.tcp_status(m)
+    check(after.get("bad_checksum", 0) - before.get("bad_checksum", 0) == 1,
+          f"`tcp` bad_checksum went from {before.get('bad_checksum')} to "
+          f"{after.get('bad_checksum')} for one bad segment")
+
+    peer.send(ACK | PSH, payload=data)
+    echoed = peer.read(len(data), "the echo of the good segment")
+    check(echoed == data, "the echo differs from the bytes sent")
+    peer.close()
+
+
+@test(15, "a full connection table refuses cleanly", timeout=90)
+def connection_table_full(m):
+    """`tcp` says connections=0/N. N connections to echo are opened and kept; one more SYN
+    gets a RST; then every one of the N echoes its own bytes and closes; afterwards the table
+    is empty again and a new connection is accepted."""
+    s = WireSession(m)
+    s.boot()
+    s.introduce()
+    counters, capacity = net.tcp_status(m)
+    check(counters["connections"] == 0 and 1 <= capacity <= 1024,
+          f"`tcp` shows connections={counters['connections']}/{capacity} at boot")
+    rng = random.Random()
+    ports = rng.sample(range(20000, 60000), capacity + 2)
+    peers = [TcpPeer(s, ECHO_PORT, port, rng) for port in ports[:capacity]]
+    for peer in peers:
+        peer.connect()
+    counters, _ = net.tcp_status(m)
+    check(counters["connections"] == capacity, f"{capacity} connections are open, `tcp` "
+          f"counts {counters['connections']}")
+
+    extra = TcpPeer(s, ECHO_PORT, ports[capacity], rng)
+    extra.send(SYN, options=TcpPeer.MSS_OPTION)
+    reply = extra.receive(f"a reset for connection {capacity + 1}")
+    check(reply.flags & (RST | SYN) == RST,
+          f"with {capacity} of {capacity} connections in use a new SYN got {reply.describe()};"
+          " expected a reset")
+
+    for number, peer in enumerate(peers):
+        data = f"connection {number} on port {peer.source_port}: ".encode() + rng.randbytes(20)
+        peer.send(ACK | PSH, payload=data)
+        check(peer.read(len(data), f"connection {number}'s echo") == data,
+              f"connection {number} got back other bytes than it sent")
+    for peer in peers:
+        peer.close()
+    wait_for_connections(m, 0)
+    TcpPeer(s, ECHO_PORT, ports[capacity + 1], rng).connect()
+
+
+def fence_tcp(s, after):
+    """After a segment that must be ignored: a good ping gets its reply, and the kernel sends
+    nothing else, then or for a moment after."""
+    identifier, sequence = random.randrange(1 << 16), random.randrange(1 << 16)
+    s.ping(identifier, sequence, b"fence")
+    s.wire.receive(s.echo_reply_to(identifier, sequence), 5, f"echo reply after {after}")
+    late = s.wire.quiet_for(0.5)
+    sent = s.wire.received + late
+    check(not sent, f"the kernel answered {after}: " + ", ".join(map(net.describe_frame, sent)))
+
+
+def wait_for_connections(m, count, seconds=5):
+    """Type `tcp` until it shows `count` connections (closing takes a round trip)."""
+    until = time.monotonic() + seconds * m.run.timeout_scale
+    while True:
+        counters, _ = net.tcp_status(m)
+        if counters["connections"] == count or time.monotonic() > until:
+            break
+        time.sleep(0.2)
+    check(counters["connections"] == count, f"`tcp` still shows {counters['connections']} "
+          f"connections; expected {count}")
+    return counters
