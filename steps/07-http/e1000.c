@@ -52,7 +52,7 @@ enum {
 #define TX_CMD_IFCS (1u << 1)          /* insert the Ethernet CRC */
 #define TX_CMD_RS   (1u << 3)          /* report status: set DD when sent */
 #define DESC_DD     (1u << 0)
-#define RX_ERRORS   0xEF               /* any receive error bit but "checksum ignored" */
+#define RX_ERRORS   0x97               /* CE, SE, SEQ, CXE, RXE: the frame itself is bad */
 
 #define RING_SIZE 128
 #define BUFFER_SIZE 2048
@@ -195,7 +195,7 @@ static size_t receive(void *buffer, size_t size)
             length = descriptor->length < size ? descriptor->length : size;
             memcpy(buffer, rx_buffers + rx_next * BUFFER_SIZE, length);
         }
-        /* Give the buffer back: the card may fill everything up to and including the tail. */
+        /* Give the buffer back: the card owns the slots from its head up to the tail. */
         descriptor->status = 0;
         write_register(REG_RDT, rx_next);
         rx_next = (rx_next + 1) % RING_SIZE;
@@ -204,14 +204,19 @@ static size_t receive(void *buffer, size_t size)
     }
 }
 
-/* Waits while the ring is full: the card empties it at line rate, so this is brief. */
+/*
+ * Waits while the ring is full: the card empties it at line rate, so this is brief. One slot
+ * always stays empty: a tail that caught up with the head would read as an empty ring, and the
+ * card would never send what is in it.
+ */
 static bool transmit(const void *frame, size_t length)
 {
     volatile struct tx_descriptor *descriptor = &tx_ring[tx_next];
 
     if (length > BUFFER_SIZE)
         return false;
-    while (!(descriptor->status & DESC_DD))
+    while ((tx_next + 1) % RING_SIZE == read_register(REG_TDH) ||
+           !(descriptor->status & DESC_DD))
         ;
     memcpy(tx_buffers + tx_next * BUFFER_SIZE, frame, length);
     descriptor->length = length;

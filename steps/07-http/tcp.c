@@ -22,7 +22,7 @@
 /*
  * Data segments one tcp_poll may send before the main loop gets back to the NIC. The peer
  * answers while we are still sending (under QEMU, before the send even returns), and what
- * does not fit the e1000's 32-slot receive ring is dropped; 8 segments draw far fewer
+ * does not fit the e1000's receive ring is dropped; 8 segments draw far fewer
  * answers than that. Dropped answers cost whole retransmission timeouts.
  */
 #define SEGMENTS_PER_POLL 8
