@@ -86,8 +86,11 @@ class Client:
         return self.sent < limit
 
 
-def run_clients(host, port, clients=1, size=1 << 20, seed=0, timeout=60.0, ramp=False):
+def run_clients(host, port, clients=1, size=1 << 20, seed=0, timeout=60.0, ramp=False,
+                stall=None):
     """Run the clients; return {"ok", "seconds", "bytes", "failures"}.
+
+    stall: give up when no client has sent or received a byte for that many seconds.
 
     ramp: connect one client at a time, the next once the previous one's first byte has
     come back; then all of them stream at once. QEMU's user networking accepts forwarded
@@ -109,7 +112,13 @@ def run_clients(host, port, clients=1, size=1 << 20, seed=0, timeout=60.0, ramp=
     while waiting and (not ramp or not everyone):
         start_next()
     deadline = started + timeout
+    progress, last_progress = -1, time.monotonic()
     while active and time.monotonic() < deadline:
+        moved = sum(client.sent + client.received for client in everyone)
+        if moved != progress:
+            progress, last_progress = moved, time.monotonic()
+        elif stall and time.monotonic() - last_progress > stall:
+            break
         for key, events in selector.select(timeout=min(0.5, deadline - time.monotonic())):
             client = key.data
             if events & selectors.EVENT_WRITE and client.wants_to_write():
@@ -128,7 +137,8 @@ def run_clients(host, port, clients=1, size=1 << 20, seed=0, timeout=60.0, ramp=
         if waiting and ramp and (everyone[-1].received or everyone[-1].done):
             start_next()
     for client in active:
-        client.fail(f"not done after {timeout:g}s")
+        stalled = stall and time.monotonic() - last_progress > stall
+        client.fail(f"no byte moved for {stall:g}s" if stalled else f"not done after {timeout:g}s")
         client.socket.close()
     for number in waiting:
         everyone.append(Client.never_started(number, size))
@@ -147,11 +157,13 @@ def main(argv):
     parser.add_argument("--size", type=int, default=1 << 20)
     parser.add_argument("--seed", default="0")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--stall", type=float, metavar="SECONDS",
+                        help="give up when no byte moves for this long")
     parser.add_argument("--ramp", action="store_true",
                         help="connect one client at a time (see run_clients)")
     args = parser.parse_args(argv)
     result = run_clients(args.host, args.port, args.clients, args.size, args.seed, args.timeout,
-                         args.ramp)
+                         args.ramp, args.stall)
     print(json.dumps(result), flush=True)
     return 0 if result["ok"] else 1
 

@@ -33,6 +33,7 @@ from gradelib import check, fail
 # ---------------------------------------------------------------------------------------------
 # The serial console's input and the shell's counters.
 
+
 def boot_with_console(m, **boot_arguments):
     """m.boot(**boot_arguments) with COM1's input connected, so type_line() can type."""
     m.boot(serial_input=True, **boot_arguments)
@@ -83,6 +84,7 @@ def require_running(m, what):
 
 # ---------------------------------------------------------------------------------------------
 # NICs for QEMU's command line.
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
@@ -275,7 +277,8 @@ class Tcp:
         names = "".join(name for bit, name in ((SYN, "S"), (ACK, "A"), (FIN, "F"), (RST, "R"),
                                                 (PSH, "P")) if self.flags & bit)
         return (f"[{names or '-'}] {self.source_port}->{self.destination_port} "
-                f"seq={self.sequence} ack={self.acknowledgment} win={self.window} len={len(self.payload)}")
+                f"seq={self.sequence} ack={self.acknowledgment} win={self.window} "
+                f"len={len(self.payload)}")
 
 
 def parse_tcp(data):
@@ -400,7 +403,8 @@ def random_subnet_hosts(rng, count):
     macs = set()
     while len(macs) < count:
         macs.add(random_mac(rng))
-    return [Host(mac_bytes(mac), ip_bytes(prefix + str(n))) for mac, n in zip(sorted(macs), numbers)]
+    return [Host(mac_bytes(mac), ip_bytes(prefix + str(n)))
+            for mac, n in zip(sorted(macs), numbers)]
 
 
 def kernel_cmdline(kernel, gateway, extra="noping"):
@@ -595,8 +599,11 @@ class Namespace:
         if os.geteuid() != 0:
             fail("this test needs root to create a network namespace (ip netns add); "
                  "run the grader as root")
+        remove_orphaned_namespaces()
         self._ip("netns", "add", self.name)
         self.created = True
+        # No IPv6 chatter (router solicitations, MLD) on the wire: the kernel speaks IPv4.
+        self.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
         self.run_ip("link", "set", "lo", "up")
         self.run_ip("tuntap", "add", "dev", self.tap, "mode", "tap")
         self.run_ip("addr", "add", self.address, "dev", self.tap)
@@ -630,18 +637,22 @@ class Namespace:
         """argv run inside the namespace."""
         return ["ip", "netns", "exec", self.name, *argv]
 
-    def tune_tcp_peer(self):
-        """Set PEER_SYSCTLS in the namespace, those this Linux has."""
-        for key, value in PEER_SYSCTLS.items():
-            if Path("/proc/sys", key.replace(".", "/")).exists():
-                subprocess.run(self.command(["sysctl", "-q", "-w", f"{key}={value}"]),
-                               capture_output=True)
+    def sysctl(self, key, value):
+        """Set a sysctl inside the namespace, if this Linux has it."""
+        if Path("/proc/sys", key.replace(".", "/")).exists():
+            subprocess.run(self.command(["sysctl", "-q", "-w", f"{key}={value}"]),
+                           capture_output=True)
 
-    def run_echo_client(self, host, port, size, seed, timeout, clients=1):
+    def tune_tcp_peer(self):
+        for key, value in PEER_SYSCTLS.items():
+            self.sysctl(key, value)
+
+    def run_echo_client(self, host, port, size, seed, timeout, clients=1, stall=None):
         """echo_client.py inside the namespace; its result, as echo_client.run_clients."""
         argv = self.command([sys.executable, str(ECHO_CLIENT), host, str(port), "--size",
                              str(size), "--clients", str(clients), "--seed", str(seed),
-                             "--timeout", f"{max(1.0, timeout - 2):.0f}"])
+                             "--timeout", f"{max(1.0, timeout - 2):.0f}"] +
+                            (["--stall", str(stall)] if stall else []))
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -670,6 +681,14 @@ class Namespace:
             os.close(home)
             os.close(target)
         return tap
+
+
+def remove_orphaned_namespaces():
+    """Delete the namespaces of graders that died without cleaning up (SIGKILL)."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for name, pid in re.findall(r"^(ringzero-(\d+)-[0-9a-f]{8})\b", listing, re.MULTILINE):
+        if not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
 class LossyRelay:

@@ -24,6 +24,9 @@ KiB, MiB = 1 << 10, 1 << 20
 KERNEL_ADDRESS = "10.0.2.15"  # the kernel's default; the namespace is the gateway 10.0.2.2
 LOSS, DUPLICATE, REORDER = 0.20, 0.05, 0.10
 LOSSY_SEED = "ringzero-06"
+# Linux retransmits at least every second (net.PEER_SYSCTLS) and the kernel's backoff should
+# stop at a minute (Linux without the cap: two), so 150 s without a byte moving means stuck.
+LOSSY_STALL = 150
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +103,8 @@ def echo_lossy_wire(m):
         started = time.monotonic()
         result = namespace.run_echo_client(KERNEL_ADDRESS, ECHO_PORT, MiB,
                                            seed=random.randrange(1 << 32),
-                                           timeout=max(10.0, m.deadline - time.monotonic() - 5))
+                                           timeout=max(10.0, m.deadline - time.monotonic() - 5),
+                                           stall=LOSSY_STALL)
         seconds = time.monotonic() - started
         relay.set_faults()
         net.require_running(m, "the end of the lossy transfer")
@@ -138,7 +142,7 @@ def closed_port_reset(m):
     port = random.choice([p for p in range(1000, 60000) if p not in (ECHO_PORT, DISCARD_PORT)])
     syn = TcpPeer(s, port)
     syn.send(SYN, options=TcpPeer.MSS_OPTION)
-    reply = syn.receive("a reset for a SYN to a closed port")
+    reply = syn.receive("reset for a SYN to a closed port")
     check(reply.flags & (RST | ACK | SYN) == RST | ACK,
           f"a SYN to closed port {port} got {reply.describe()}; expected RST+ACK")
     check(reply.sequence == 0 and reply.acknowledgment == syn.iss + 1,
@@ -149,7 +153,7 @@ def closed_port_reset(m):
     stray = TcpPeer(s, port)
     stray.rcv_nxt = random.randrange(1 << 32)
     stray.send(ACK, payload=b"stray")
-    reply = stray.receive("a reset for a stray ACK")
+    reply = stray.receive("reset for a stray ACK")
     check(reply.flags & (RST | SYN) == RST and reply.sequence == stray.rcv_nxt,
           f"an ACK acknowledging {stray.rcv_nxt} to closed port {port} got "
           f"{reply.describe()}; expected RST seq={stray.rcv_nxt}")
@@ -209,7 +213,7 @@ def connection_table_full(m):
 
     extra = TcpPeer(s, ECHO_PORT, ports[capacity], rng)
     extra.send(SYN, options=TcpPeer.MSS_OPTION)
-    reply = extra.receive(f"a reset for connection {capacity + 1}")
+    reply = extra.receive(f"reset for connection {capacity + 1}")
     check(reply.flags & (RST | SYN) == RST,
           f"with {capacity} of {capacity} connections in use a new SYN got {reply.describe()};"
           " expected a reset")
