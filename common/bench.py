@@ -105,10 +105,11 @@ def build(step):
 
 
 def boot(run, extra_args, deadline_seconds=3600):
-    """A booted kernel (gradelib's Machine) that reached `ready`."""
+    """A booted kernel (gradelib's Machine) that reached `ready`. Its boot-time ping of the
+    gateway lets slirp learn its MAC, which the first forwarded connection needs."""
     m = gradelib.Machine(run, deadline=time.monotonic() + deadline_seconds)
     try:
-        m.boot(cmdline="noping", extra_args=extra_args)
+        m.boot(extra_args=extra_args)
         m.expect(r"^ready$", timeout=120)
     except gradelib.TestFailure as failure:
         m.kill()

@@ -63,10 +63,14 @@ def discard_service(m):
 
 def boot_forwarded(m, guest_port, attempts=3):
     """Boot on user networking with 127.0.0.1:<free port> forwarded to guest_port. Another
-    program may take the port between the check and QEMU's bind; then try another."""
+    program may take the port between the check and QEMU's bind; then try another.
+
+    The kernel pings the gateway at boot: slirp learns the kernel's MAC from its ARP request.
+    Without that, slirp's first forwarded SYN waits on an ARP exchange it does not resume:
+    the connection starts only when slirp sends the SYN again, 6 s later."""
     for attempt in range(attempts):
         port = net.free_port()
-        net.boot_with_console(m, cmdline="noping", extra_args=net.user_nic([(port, guest_port)]))
+        net.boot_with_console(m, extra_args=net.user_nic([(port, guest_port)]))
         try:
             m.expect(r"^ready$")
             return port
@@ -94,6 +98,8 @@ def echo_lossy_wire(m):
     """Linux in a network namespace echoes 1 MiB through the kernel while the relay drops
     20% of frames each way, duplicates 5% and delays 10% behind the next; every byte must
     come back exactly. The relay's own counts show it really was that bad."""
+    trace = m.run.log_dir / "06_echo_lossy_wire.frames.txt"
+    trace.unlink(missing_ok=True)
     with net.Namespace() as namespace, \
             net.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
         namespace.tune_tcp_peer()
@@ -111,7 +117,6 @@ def echo_lossy_wire(m):
         check(relay.error is None, f"grader error: the relay failed: {relay.error}")
         wire = relay_summary(relay.statistics())
         if not result["ok"]:
-            trace = m.run.log_dir / "06_echo_lossy_wire.frames.txt"
             relay.write_trace(trace)
             fail(f"the 1 MiB echo over the lossy wire failed after {seconds:.0f}s: "
                  f"{'; '.join(result['failures'][:2])} (wire: {wire}; the last frames are in "
