@@ -1,10 +1,14 @@
 """Run everything `make test` promises, and add up the results.
 
 Each suite is a command that ends with the plain line `N passed, N failed`: the grader for every
-step (which runs the tests of all earlier steps too), then the host-side checks. A suite that
-exits non-zero without such a line, or whose counts disagree with its exit status, counts as one
-failure, so a crash can never read as a pass.
+step, then the host-side checks. Every step is graded on the tests it introduces, and the last
+step, the finished kernel, on the tests of all steps (`make step N grade` runs an earlier step's
+whole set too). The graders run JOBS at a time (default 2): most of their time is spent waiting
+on timers, in QEMU and in clients, not computing. A suite that exits non-zero without such a
+line, or whose counts disagree with its exit status, counts as one failure, so a crash can never
+read as a pass.
 """
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -22,9 +26,16 @@ def step_names():
                   if re.match(r"^\d\d-", name) and os.path.isdir(os.path.join(steps, name)))
 
 
-def suites():
-    for step in step_names():
-        yield f"grade {step}", [PYTHON, "common/grader/grade.py", step]
+def grade_suites():
+    """The last step's whole set first: it is the longest, and the others fit beside it."""
+    steps = step_names()
+    yield f"grade {steps[-1]} (tests of every step)", [PYTHON, "common/grader/grade.py",
+                                                        steps[-1]]
+    for step in steps[:-1]:
+        yield f"grade {step} (its own tests)", [PYTHON, "common/grader/grade.py", step, "--own"]
+
+
+def host_suites():
     yield "step tree consistency", [PYTHON, "common/steps.py", "check"]
     yield "step tree tool", [PYTHON, "common/steps.py", "selftest"]
     yield "grader library", [PYTHON, "common/grader/selftest.py"]
@@ -43,33 +54,46 @@ def last_summary(output):
 
 
 def run_suite(title, command):
-    print(f"==> {title}: {' '.join(command[1:])}", flush=True)
+    """Run one suite; return its report (printed whole, so parallel suites never interleave)
+    and its counts."""
+    print(f"... {title}: running", flush=True)
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    output = []
-    for line in process.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        output.append(line)
-    status = process.wait()
-    counts = last_summary("".join(output))
+    process = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    report = [f"==> {title}: {' '.join(command[1:])}\n", process.stdout]
+    counts = last_summary(process.stdout)
     if counts is None:
         # A check with no counts of its own is one test: its exit status is the verdict.
-        counts = (1, 0) if status == 0 else (0, 1)
-    elif status != 0 and counts[1] == 0:
-        print(f"{title}: exited with status {status} although it reported no failure")
+        counts = (1, 0) if process.returncode == 0 else (0, 1)
+    elif process.returncode != 0 and counts[1] == 0:
+        report.append(f"{title}: exited with status {process.returncode} although it "
+                      "reported no failure\n")
         counts = (counts[0], 1)
-    print(f"<== {title}: {counts[0]} passed, {counts[1]} failed "
-          f"({time.monotonic() - started:.0f} s)\n", flush=True)
-    return counts
+    report.append(f"<== {title}: {counts[0]} passed, {counts[1]} failed "
+                  f"({time.monotonic() - started:.0f} s)\n\n")
+    return "".join(report), counts
+
+
+def run_all():
+    """Yield (title, counts) of every suite, printing each report as its suite ends."""
+    jobs = max(1, int(os.environ.get("JOBS", "2")))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {pool.submit(run_suite, title, command): title
+                   for title, command in grade_suites()}
+        for future in concurrent.futures.as_completed(running):
+            report, counts = future.result()
+            print(report, end="", flush=True)
+            yield running[future], counts
+    for title, command in host_suites():
+        report, counts = run_suite(title, command)
+        print(report, end="", flush=True)
+        yield title, counts
 
 
 def main():
     passed = failed = 0
     failing = []
-    for title, command in suites():
-        suite_passed, suite_failed = run_suite(title, command)
+    for title, (suite_passed, suite_failed) in run_all():
         passed += suite_passed
         failed += suite_failed
         if suite_failed:

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Grade one step of ringzero: build its kernel, then run the tests of every step up to it.
 
-    grade.py STEP [--tree PATH] [-t NAME] [--json FILE] [--timeout-scale X] [--list]
+    grade.py STEP [--tree PATH] [-t NAME] [--own] [--json FILE] [--timeout-scale X] [--list]
 
 STEP is a step folder name such as 02-serial. The tests of steps 01..STEP all run, so a later
-step cannot quietly break an earlier subsystem. --tree grades a student's copy of the step.
+step cannot quietly break an earlier subsystem; --own runs only STEP's own tests. --tree grades
+a student's copy of the step.
 Prints one line per test, the score, and `N passed, N failed`; exits 1 if any test failed.
 """
 import argparse
@@ -27,6 +28,8 @@ def parse_args(argv):
     parser.add_argument("--tree", help="grade the kernel source in this folder instead")
     parser.add_argument("-t", "--test", metavar="NAME",
                         help="run only this test (function name or title)")
+    parser.add_argument("--own", action="store_true",
+                        help="run only the tests STEP introduces, not those of earlier steps")
     parser.add_argument("--json", metavar="FILE", help="also write Gradescope's results.json")
     parser.add_argument("--timeout-scale", type=float, metavar="X",
                         help="multiply every timeout (default: TIMEOUT_SCALE, or 3 under TCG)")
@@ -93,6 +96,8 @@ def main(argv):
     if not source.is_dir():
         sys.exit(f"grade.py: no such step folder: {source}")
     tests = select_tests(gradelib.load_tests(int(match[1])), args.test)
+    if args.own:
+        tests = [t for t in tests if t.step == match[1]]
     if not tests:
         sys.exit(f"grade.py: no test named {args.test!r} (see --list)")
     if args.list:
