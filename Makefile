@@ -35,12 +35,14 @@ help:
 	@echo "  make test                   grade every step, then run the host-side checks"
 	@echo "  make book                   build the book (HTML and EPUB) under build/book/"
 	@echo "  make deps                   install the Debian packages the tree needs"
-	@echo "  make bench                  benchmarks: TCP echo and HTTP throughput, with references"
+	@echo "  make bench                  benchmarks: TCP echo, HTTP throughput and inference speed,"
+	@echo "                                each against a reference on the host"
 	@echo "  make fuzz                   fuzz the HTTP parser and JSON reader (FUZZ_SECONDS=600)"
 	@echo "  make model                  train the small language model from scratch (~20 min)"
 	@echo
 	@echo "  make step                   list the steps"
-	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line)"
+	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line;"
+	@echo "                                from step 08, MODEL=file TOKENIZER=file swap the model)"
 	@echo "  make step N grade           run the tests of steps 01..N against step N"
 	@echo "                                T=name: one test; TREE=path: grade a student's copy;"
 	@echo "                                JSON=file: also write Gradescope's results.json"
@@ -71,6 +73,7 @@ deps:
 bench: deps-ensure
 	@$(PYTHON) common/bench.py
 	@$(PYTHON) common/bench_http.py
+	@$(PYTHON) common/bench_infer.py
 
 # Training needs PyTorch, which make test does not: its packages are installed only here.
 model: deps-ensure
@@ -102,26 +105,48 @@ CONSOLE  = $(shell sed -n 's/^console: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
 # A step's MANIFEST may name extra QEMU arguments for `run`, such as its network card.
 RUN_ARGS = $(shell sed -n 's/^run: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
 
+# From step 08 on GRUB also loads the model and its tokenizer, as Multiboot2 modules named
+# model.bin and tokenizer.bin. The step's MANIFEST names the committed files (`modules:`);
+# MODEL= and TOKENIZER= choose others, such as llama2.c's TinyStories, which are staged as
+# symlinks under the names the kernel looks for. A model of your own is called by its file
+# name in the API (model=NAME); the committed one by the kernel's default name.
+STEP_MODULES  = $(shell sed -n 's/^modules: *//p' steps/$(S)/MANIFEST 2>/dev/null)
+MODEL        ?= $(filter %/model.bin,$(STEP_MODULES))
+TOKENIZER    ?= $(filter %/tokenizer.bin,$(STEP_MODULES))
+STAGED       = $(if $(STEP_MODULES),$(STEP_OUT)/model.bin $(STEP_OUT)/tokenizer.bin)
+MODEL_ARG    = $(if $(filter command line,$(origin MODEL)),model=$(basename $(notdir $(MODEL))))
+# QEMU's memory grows with the model (see common/qemu.py, --fit).
+FIT          = $(if $(STAGED),--fit $(STAGED))
+
 step-actions:
 	@echo "make step $(S) run|grade|gdb|diff|iso|clean"
 
 step-iso: deps-ensure
-	@$(KERNEL) STEP_DIR=$(STEP_DIR) OUT=$(STEP_OUT) iso
+ifneq ($(STEP_MODULES),)
+	@for f in "$(MODEL)" "$(TOKENIZER)"; do test -f "$$f" || \
+	  { echo "no such file: '$$f' (MODEL=... TOKENIZER=... name the model's files)" >&2; exit 1; }; done
+	@mkdir -p $(STEP_OUT)
+	@ln -sfn $(abspath $(MODEL)) $(STEP_OUT)/model.bin
+	@ln -sfn $(abspath $(TOKENIZER)) $(STEP_OUT)/tokenizer.bin
+endif
+	@$(KERNEL) STEP_DIR=$(STEP_DIR) OUT=$(STEP_OUT) CMDLINE="$(MODEL_ARG)" MODULES="$(STAGED)" iso
 
 # ARGS gives the kernel a command line, in an ISO of its own so the plain one stays as it is.
 step-run: step-iso
 ifeq ($(ARGS),)
-	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) -- $(RUN_ARGS)
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) -- $(RUN_ARGS)
 else
-	@common/mkiso.sh $(STEP_OUT)/kernel.elf $(STEP_OUT)/ringzero-args.iso "$(ARGS)"
-	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial) -- $(RUN_ARGS)
+	@common/mkiso.sh $(STEP_OUT)/kernel.elf $(STEP_OUT)/ringzero-args.iso \
+	  "$(strip $(MODEL_ARG) $(ARGS))" $(STAGED)
+	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial) $(FIT) \
+	  -- $(RUN_ARGS)
 endif
 
 step-grade: deps-ensure
 	@$(GRADER) $(S) $(if $(TREE),--tree $(TREE)) $(if $(T),-t $(T)) $(if $(JSON),--json $(JSON))
 
 step-gdb: step-iso
-	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) \
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) \
 	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf -- $(RUN_ARGS)
 
 step-diff:

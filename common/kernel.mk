@@ -5,10 +5,13 @@
 # Every step is a flat folder of *.c, *.S, *.h and linker.ld, so the same rules build all nine
 # steps and a student's copy of any of them. A step that needs extra compiler flags (step 08
 # turns on SSE) says so in an optional flags.mk of its own, which shows up in `make step N diff`.
+# CMDLINE is the kernel command line in the ISO. MODULES are files GRUB loads beside the
+# kernel, by default those the step's MANIFEST names (`modules:`, step 08's model).
 
 STEP_DIR ?= $(error STEP_DIR is not set, e.g. STEP_DIR=steps/01-boot)
 OUT      ?= build/$(notdir $(STEP_DIR))
 COMMON   := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+MODULES  ?= $(shell sed -n 's/^modules: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
 
 CC      := gcc
 # -mno-red-zone: an interrupt pushes its frame right below RSP, where the red zone would be.
@@ -24,15 +27,16 @@ LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x
            -Wl,-T,$(STEP_DIR)/linker.ld
 LDLIBS  := -lgcc
 
+# Before flags.mk, which may add prerequisites to rules of its own: all stays the default goal.
+.PHONY: all kernel iso FORCE
+all: iso
+kernel: $(OUT)/kernel.elf
+iso: $(OUT)/ringzero.iso
+
 -include $(STEP_DIR)/flags.mk
 
 SOURCES := $(sort $(wildcard $(STEP_DIR)/*.c $(STEP_DIR)/*.S))
 OBJECTS := $(patsubst $(STEP_DIR)/%,$(OUT)/obj/%.o,$(SOURCES))
-
-.PHONY: all kernel iso
-all: iso
-kernel: $(OUT)/kernel.elf
-iso: $(OUT)/ringzero.iso
 
 $(OUT)/obj/%.c.o: $(STEP_DIR)/%.c $(MAKEFILE_LIST)
 	@mkdir -p $(@D)
@@ -46,7 +50,14 @@ $(OUT)/kernel.elf: $(OBJECTS) $(STEP_DIR)/linker.ld
 	$(CC) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)
 	@grub-file --is-x86-multiboot2 $@ || { echo "$@: no valid Multiboot2 header" >&2; rm -f $@; exit 1; }
 
-$(OUT)/ringzero.iso: $(OUT)/kernel.elf $(COMMON)/mkiso.sh
+# The ISO also holds CMDLINE and the MODULES files (step 08's model and tokenizer, often
+# symlinks). iso-inputs records which, so that choosing others rebuilds the ISO.
+ISO_INPUTS := $(CMDLINE) | $(realpath $(MODULES))
+$(OUT)/iso-inputs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(ISO_INPUTS)' | cmp -s - $@ || echo '$(ISO_INPUTS)' > $@
+
+$(OUT)/ringzero.iso: $(OUT)/kernel.elf $(COMMON)/mkiso.sh $(OUT)/iso-inputs $(MODULES)
 	$(COMMON)/mkiso.sh $< $@ "$(CMDLINE)" $(MODULES)
 
 -include $(OBJECTS:.o=.d)

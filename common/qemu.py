@@ -4,8 +4,8 @@
 One place builds QEMU's command line, so `make step N run` and the grader boot the kernel on
 the same virtual machine.
 
-    qemu.py run ISO [--console vga|serial] [--memory 256M] [--smp N] [--gdb PORT --elf ELF]
-                    [-- extra qemu args]
+    qemu.py run ISO [--console vga|serial] [--memory 256M | --fit FILE...] [--smp N]
+                    [--gdb PORT --elf ELF] [-- extra qemu args]
     qemu.py gdb-port        print this user's default gdb port
 
 Environment: ACCEL=kvm|tcg forces the accelerator.
@@ -62,6 +62,18 @@ def default_cpu(accel):
     # Some nested KVM hosts (PVM among them) advertise IA32_ARCH_CAPABILITIES but refuse to
     # let QEMU set it, and QEMU aborts; the kernel never reads that MSR.
     return "host,-arch-capabilities" if accel == "kvm" else "max"
+
+
+def memory_for(files):
+    """QEMU's -m for a kernel that GRUB loads with these module files (step 08's model).
+
+    128 MiB for the kernel, its heap and the network, plus the files twice over: once as GRUB
+    loads them, and as much again for what the kernel computes beside them (key/value caches,
+    buffers). Rounded up to 64 MiB.
+    """
+    step = 64 << 20
+    needed = (128 << 20) + 2 * sum(os.path.getsize(f) for f in files)
+    return f"{-(-needed // step) * step >> 20}M"
 
 
 def default_gdb_port():
@@ -177,7 +189,10 @@ def run(args):
         print(f"qemu: waiting for gdb: gdb -ex 'target remote :{args.gdb}' {elf}")
     with tempfile.TemporaryDirectory(prefix="ringzero-qemu-") as tmp:
         qmp = os.path.join(tmp, "qmp.sock")
-        argv = build_argv(args.iso, memory=args.memory, accel=accel, smp=args.smp,
+        memory = memory_for(args.fit) if args.fit else args.memory
+        if args.fit:
+            print(f"qemu: -m {memory}, to fit {' and '.join(map(os.path.basename, args.fit))}")
+        argv = build_argv(args.iso, memory=memory, accel=accel, smp=args.smp,
                           display=display,
                           serial="mon:stdio" if args.console == "serial" else "vc",
                           monitor="none" if args.console == "serial" else "vc",
@@ -221,7 +236,10 @@ def parse_args(argv):
     runner = commands.add_parser("run", help="boot an ISO")
     runner.add_argument("iso")
     runner.add_argument("--console", choices=("vga", "serial"), default="serial")
-    runner.add_argument("--memory", default="256M")
+    size = runner.add_mutually_exclusive_group()
+    size.add_argument("--memory", default="256M")
+    size.add_argument("--fit", nargs="+", metavar="FILE",
+                      help="size the memory for these Multiboot2 modules (see memory_for)")
     runner.add_argument("--smp", type=int, default=1)
     runner.add_argument("--gdb", type=int, metavar="PORT", help="wait for gdb on PORT")
     runner.add_argument("--elf", help="the kernel ELF, for the gdb hint")

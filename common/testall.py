@@ -14,6 +14,9 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import steps  # common/steps.py: this script's folder is on the path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -35,7 +38,26 @@ def grade_suites():
         yield f"grade {step} (its own tests)", [PYTHON, "common/grader/grade.py", step, "--own"]
 
 
+def reference_suites():
+    """For each step with the inference engine: build its host reference and check it against
+    the golden values PyTorch wrote when the step's committed model was exported (golden.txt,
+    beside the model.bin its MANIFEST names): tokens, logits within 1e-4, greedy text."""
+    for step in step_names():
+        if not os.path.exists(os.path.join(ROOT, "steps", step, "transformer.c")):
+            continue
+        fields, _ = steps.read_manifest(Path(ROOT) / "steps" / step)
+        modules = fields.get("modules", "").split()
+        model = next((m for m in modules if m.endswith("/model.bin")), "model.bin")
+        tokenizer = next((m for m in modules if m.endswith("/tokenizer.bin")), "tokenizer.bin")
+        golden = os.path.join(os.path.dirname(model), "golden.txt")
+        script = ('make -s -f common/reference/reference.mk STEP_DIR="steps/$1" OUT="build/$1" '
+                  '&& "build/$1/reference" "$2" "$3" --golden "$4"')
+        yield (f"host reference of {step} against {golden}",
+               ["sh", "-c", script, "sh", step, model, tokenizer, golden])
+
+
 def host_suites():
+    yield from reference_suites()
     yield "step tree consistency", [PYTHON, "common/steps.py", "check"]
     yield "step tree tool", [PYTHON, "common/steps.py", "selftest"]
     yield "grader library", [PYTHON, "common/grader/selftest.py"]

@@ -15,7 +15,7 @@ fault), a crash or a timeout fails it. Fail with fail(message) or check(conditio
 a plain assert works too.
 
 What a test can do with its Machine m:
-    m.boot(cmdline=None, memory=None, cpu=None, extra_args=(), serial_input=False)
+    m.boot(cmdline=None, memory=None, cpu=None, extra_args=(), serial_input=False, iso=None)
     m.expect(regex, timeout=None) -> match     wait for a serial line; consumes output
     m.send(text)                               type into COM1 (needs serial_input=True)
     m.lines(), m.output                        all serial lines / text of this boot
@@ -155,6 +155,7 @@ class Run:
         self.tmp = Path(tempfile.mkdtemp(prefix="ringzero-grade-"))
         _temp_dirs.append(self.tmp)
         self._isos = {}
+        self._modules = None
         self._symbols = None
         self._serial = 0
 
@@ -163,18 +164,30 @@ class Run:
         self._serial += 1
         return self.tmp / f"{self._serial}-{stem}"
 
-    def iso_for(self, cmdline):
-        """An ISO of the kernel whose GRUB entry passes cmdline; built once per cmdline."""
-        if cmdline not in self._isos:
+    def iso_for(self, cmdline, modules=None):
+        """An ISO of the kernel whose GRUB entry passes cmdline; built once per cmdline.
+
+        The ISO carries the step's own ISO's Multiboot2 modules (step 08's model and
+        tokenizer), or the given module files instead: each is loaded under its file name.
+        """
+        key = (cmdline, tuple(map(str, modules or ())))
+        if key not in self._isos:
+            modules = self.default_modules() if modules is None else modules
             out = self.unique_path("cmdline.iso")
             result = subprocess.run(["sh", str(REPO / "common/mkiso.sh"), str(self.elf),
-                                     str(out), cmdline],
+                                     str(out), cmdline, *map(str, modules)],
                                     capture_output=True, text=True, timeout=120)
             if result.returncode != 0:
                 fail(f"mkiso.sh could not build an ISO for cmdline {cmdline!r}: "
                      f"{result.stderr.strip()}")
-            self._isos[cmdline] = out
-        return self._isos[cmdline]
+            self._isos[key] = out
+        return self._isos[key]
+
+    def default_modules(self):
+        """The module files of the step's ISO, copied out of it (none before step 08)."""
+        if self._modules is None:
+            self._modules = extract_modules(self.iso, self.tmp / "modules")
+        return self._modules
 
     def symbolize(self, address):
         """(function, offset) of the kernel function containing address, or None."""
@@ -188,6 +201,27 @@ class Run:
         if size and address >= start + size:
             return None
         return name, address - start
+
+
+def extract_modules(iso, folder):
+    """Copy the Multiboot2 modules named in iso's grub.cfg into folder; return their paths.
+
+    The grader reads them from the ISO rather than from the build's variables, so a test
+    always sees the files the kernel was given.
+    """
+    def extract(name, out):
+        result = subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(iso),
+                                 "-extract", f"/boot/{name}", str(out)],
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            fail(f"could not read /boot/{name} from {iso}: {result.stderr.strip()[-300:]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    extract("grub/grub.cfg", folder / "grub.cfg")
+    names = re.findall(r"^\s*module2\s+/boot/(\S+)", (folder / "grub.cfg").read_text(),
+                       re.MULTILINE)
+    for name in names:
+        extract(name, folder / name)
+    return [folder / name for name in names]
 
 
 def default_timeout_scale(accel):
@@ -228,8 +262,10 @@ class Machine:
 
     # -- starting and stopping ----------------------------------------------------------------
 
-    def boot(self, cmdline=None, memory=None, cpu=None, extra_args=(), serial_input=False):
-        """Start QEMU on the step's ISO (or, with a cmdline, a private ISO passing it).
+    def boot(self, cmdline=None, memory=None, cpu=None, extra_args=(), serial_input=False,
+             iso=None):
+        """Start QEMU on the step's ISO (or, with a cmdline, a private ISO passing it; or on
+        the given iso, from run.iso_for).
 
         memory is QEMU's -m ("128M", "2G"), cpu its -cpu model ("qemu32"). serial_input
         connects COM1's input, so the test can type with send(). Booting again in the same
@@ -239,7 +275,8 @@ class Machine:
         if self.process:
             self.boots.append((self.argv, self.stderr_path, self.output))
             self.process = None
-        iso = self.run.iso_for(cmdline) if cmdline is not None else self.run.iso
+        if iso is None:
+            iso = self.run.iso_for(cmdline) if cmdline is not None else self.run.iso
         self.qmp_path = self.run.unique_path("qmp.sock")
         self.stderr_path = self.run.unique_path("qemu-stderr.txt")
         self.argv = qemu.build_argv(iso, memory=memory or DEFAULT_MEMORY, accel=self.run.accel,

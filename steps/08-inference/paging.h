@@ -1,0 +1,3 @@
+#pragma once
+
+void paging_map_all_ram(void);
