@@ -104,6 +104,9 @@ STEP_OUT = build/$(if $(TREE),tree-$(S),$(S))
 CONSOLE  = $(shell sed -n 's/^console: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
 # A step's MANIFEST may name extra QEMU arguments for `run`, such as its network card.
 RUN_ARGS = $(shell sed -n 's/^run: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+# And how many CPUs (`smp: 4`, or `smp: host` for all the host's cores; 1 if it says nothing).
+# CPUS=N on the command line overrides it.
+SMP      = $(or $(CPUS),$(shell sed -n 's/^smp: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null),1)
 
 # From step 08 on GRUB also loads the model and its tokenizer, as Multiboot2 modules named
 # model.bin and tokenizer.bin. The step's MANIFEST names the committed files (`modules:`);
@@ -134,11 +137,12 @@ endif
 # ARGS gives the kernel a command line, in an ISO of its own so the plain one stays as it is.
 step-run: step-iso
 ifeq ($(ARGS),)
-	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) -- $(RUN_ARGS)
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
+	  -- $(RUN_ARGS)
 else
 	@common/mkiso.sh $(STEP_OUT)/kernel.elf $(STEP_OUT)/ringzero-args.iso \
 	  "$(strip $(MODEL_ARG) $(ARGS))" $(STAGED)
-	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial) $(FIT) \
+	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
 	  -- $(RUN_ARGS)
 endif
 
@@ -146,7 +150,7 @@ step-grade: deps-ensure
 	@$(GRADER) $(S) $(if $(TREE),--tree $(TREE)) $(if $(T),-t $(T)) $(if $(JSON),--json $(JSON))
 
 step-gdb: step-iso
-	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) \
+	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
 	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf -- $(RUN_ARGS)
 
 step-diff:

@@ -4,7 +4,7 @@
 One place builds QEMU's command line, so `make step N run` and the grader boot the kernel on
 the same virtual machine.
 
-    qemu.py run ISO [--console vga|serial] [--memory 256M | --fit FILE...] [--smp N]
+    qemu.py run ISO [--console vga|serial] [--memory 256M | --fit FILE...] [--smp N|host]
                     [--gdb PORT --elf ELF] [-- extra qemu args]
     qemu.py gdb-port        print this user's default gdb port
 
@@ -223,6 +223,15 @@ def wait_ignoring_ctrl_c(process):
             continue
 
 
+def cpu_count(text):
+    """--smp's value: a positive number, or "host", the cores this process may run on."""
+    if text == "host":
+        return len(os.sched_getaffinity(0))
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of CPUs or host, not {text!r}")
+    return int(text)
+
+
 def parse_args(argv):
     # Everything after "--" goes to QEMU untouched; argparse would mistake it for our options.
     extra = []
@@ -240,7 +249,8 @@ def parse_args(argv):
     size.add_argument("--memory", default="256M")
     size.add_argument("--fit", nargs="+", metavar="FILE",
                       help="size the memory for these Multiboot2 modules (see memory_for)")
-    runner.add_argument("--smp", type=int, default=1)
+    runner.add_argument("--smp", type=cpu_count, default=1,
+                        help="virtual CPUs: a number, or host for one per host core")
     runner.add_argument("--gdb", type=int, metavar="PORT", help="wait for gdb on PORT")
     runner.add_argument("--elf", help="the kernel ELF, for the gdb hint")
     args = parser.parse_args(argv)

@@ -32,7 +32,8 @@ from pathlib import Path
 STEP_NAME = re.compile(r"^\d\d-[a-z0-9][a-z0-9-]*$")
 FILE_LISTS = ("adds", "changes", "removes")
 # modules: files, relative to the repository, that GRUB loads beside the kernel (step 08 on).
-KNOWN_KEYS = ("title", "console", "run", "modules") + FILE_LISTS
+# smp: the CPUs `make step N run` gives QEMU, a number or host (all its cores; step 09 on).
+KNOWN_KEYS = ("title", "console", "run", "modules", "smp") + FILE_LISTS
 CONSOLES = ("vga", "serial")
 # Only consulted outside a git tree, where there is no .gitignore to ask.
 BUILD_OUTPUT = re.compile(r"(^|/)(build/|\.)|\.(o|d|elf|iso|bin)$|~$")

@@ -1,0 +1,124 @@
+/*
+ * Every CPU has a local APIC, a block of 32-bit registers at the same physical address on all
+ * of them (usually 0xFEE00000): each CPU reaching that address reaches its own. Through it a
+ * CPU sends inter-processor interrupts (IPIs): INIT and STARTUP to boot another CPU, and
+ * ordinary vectored interrupts, which this kernel uses to wake halted CPUs.
+ *
+ * This is the xAPIC interface (memory-mapped); x2APIC mode (MSRs, 32-bit ids) is only needed
+ * beyond 255 CPUs.
+ */
+#include <stdint.h>
+#include "apic.h"
+#include "idt.h"
+#include "paging.h"
+#include "x86.h"
+
+#define MSR_APIC_BASE 0x1B
+#define APIC_BASE_ENABLE (1u << 11)
+#define APIC_REGISTERS_SIZE 0x1000
+
+enum apic_register {
+    APIC_ID = 0x20,
+    APIC_TASK_PRIORITY = 0x80,
+    APIC_EOI = 0xB0,
+    APIC_SPURIOUS = 0xF0,
+    APIC_ICR_LOW = 0x300,
+    APIC_ICR_HIGH = 0x310,
+};
+
+#define SPURIOUS_APIC_ENABLE (1u << 8)
+#define ICR_INIT (5u << 8)
+#define ICR_STARTUP (6u << 8)
+#define ICR_DELIVERY_PENDING (1u << 12)
+#define ICR_LEVEL_ASSERT (1u << 14)
+#define ICR_ALL_EXCLUDING_SELF (3u << 18)
+#define ICR_DESTINATION_SHIFT 24
+#define STARTUP_PAGE_SHIFT 12
+#define PIC_MASTER_DATA 0x21
+#define PIC_SLAVE_DATA 0xA1
+
+/* Vectors 0-31 are the CPU's exceptions. The spurious vector's low 4 bits must be ones. */
+#define WAKEUP_VECTOR 0xF0
+#define SPURIOUS_VECTOR 0xFF
+
+void wakeup_interrupt_entry(void);
+void spurious_interrupt_entry(void);
+
+static volatile uint32_t *registers;
+/* isr.S's wake-up handler writes here to signal end of interrupt. */
+volatile uint32_t *lapic_eoi_register;
+
+static uint32_t read_register(enum apic_register reg)
+{
+    return registers[reg / 4];
+}
+
+static void write_register(enum apic_register reg, uint32_t value)
+{
+    registers[reg / 4] = value;
+}
+
+void apic_init(uint64_t base)
+{
+    paging_map_uncached(base, APIC_REGISTERS_SIZE);
+    registers = (volatile uint32_t *)base;
+    lapic_eoi_register = &registers[APIC_EOI / 4];
+    idt_set_handler(WAKEUP_VECTOR, wakeup_interrupt_entry);
+    idt_set_handler(SPURIOUS_VECTOR, spurious_interrupt_entry);
+    apic_enable_local();
+}
+
+/*
+ * Run on every CPU. The firmware leaves the APIC globally enabled (the MSR) but software
+ * disabled; software-disabled, it would refuse the wake-up IPI. A task priority of 0 lets
+ * every vector through.
+ */
+void apic_enable_local(void)
+{
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_ENABLE);
+    write_register(APIC_TASK_PRIORITY, 0);
+    write_register(APIC_SPURIOUS, SPURIOUS_APIC_ENABLE | SPURIOUS_VECTOR);
+}
+
+uint32_t apic_id(void)
+{
+    return read_register(APIC_ID) >> ICR_DESTINATION_SHIFT;
+}
+
+/* The high half names the destination; writing the low half sends the IPI. */
+static void send_ipi(uint32_t destination, uint32_t command)
+{
+    while (read_register(APIC_ICR_LOW) & ICR_DELIVERY_PENDING)
+        cpu_relax();
+    write_register(APIC_ICR_HIGH, destination << ICR_DESTINATION_SHIFT);
+    write_register(APIC_ICR_LOW, command);
+    while (read_register(APIC_ICR_LOW) & ICR_DELIVERY_PENDING)
+        cpu_relax();
+}
+
+/* INIT resets the CPU into "wait for STARTUP". */
+void apic_send_init(uint32_t apic_id)
+{
+    send_ipi(apic_id, ICR_INIT | ICR_LEVEL_ASSERT);
+}
+
+/* STARTUP starts it in real mode at a page below 1 MiB: CS = page number << 8, IP = 0. */
+void apic_send_startup(uint32_t apic_id, uint64_t start_address)
+{
+    send_ipi(apic_id, ICR_STARTUP | (uint32_t)(start_address >> STARTUP_PAGE_SHIFT));
+}
+
+/*
+ * The PC's two 8259 interrupt controllers deliver to the BSP through its local APIC. Nothing
+ * here uses them, and the BSP enables interrupts while it halts (smp.c): mask every line.
+ */
+void apic_mask_8259s(void)
+{
+    outb(PIC_MASTER_DATA, 0xFF);
+    outb(PIC_SLAVE_DATA, 0xFF);
+}
+
+void apic_send_wakeup_to_others(void)
+{
+    send_ipi(0, ICR_ALL_EXCLUDING_SELF | WAKEUP_VECTOR);
+}

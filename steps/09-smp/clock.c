@@ -1,0 +1,71 @@
+/*
+ * Time for timeouts: ARP entries expire and, from step 06, TCP retransmits. The time stamp
+ * counter ticks at a fixed rate on every CPU QEMU emulates, but nothing tells us that rate, so
+ * measure it once against a clock whose rate is known: channel 2 of the 8254 PIT, which counts
+ * down at 1.193182 MHz.
+ */
+#include <stdint.h>
+#include "clock.h"
+#include "kprintf.h"
+#include "panic.h"
+#include "x86.h"
+
+#define PIT_FREQUENCY     1193182
+#define PIT_CHANNEL2      0x42
+#define PIT_COMMAND       0x43
+#define PIT_CHANNEL2_ONESHOT 0xB0  /* channel 2, low then high byte, mode 0, binary */
+#define SPEAKER_PORT      0x61
+#define SPEAKER_GATE2     0x01
+#define SPEAKER_ENABLE    0x02
+#define SPEAKER_OUT2      0x20
+#define CALIBRATION_MS    20
+
+static uint64_t boot_tsc;
+static uint64_t tsc_per_ms;
+
+/* Count CALIBRATION_MS down on PIT channel 2 (gate on, speaker off) and see how far the TSC got. */
+static uint64_t measure_tsc_per_ms(void)
+{
+    uint16_t count = PIT_FREQUENCY * CALIBRATION_MS / 1000;
+    uint8_t speaker = (inb(SPEAKER_PORT) & ~SPEAKER_ENABLE) & ~SPEAKER_GATE2;
+    uint64_t start;
+
+    outb(SPEAKER_PORT, speaker);
+    outb(PIT_COMMAND, PIT_CHANNEL2_ONESHOT);
+    outb(PIT_CHANNEL2, count & 0xFF);
+    outb(PIT_CHANNEL2, count >> 8);
+    /* Raising the gate starts the count; OUT2 goes high when it reaches zero. */
+    outb(SPEAKER_PORT, speaker | SPEAKER_GATE2);
+    start = rdtsc();
+    while (!(inb(SPEAKER_PORT) & SPEAKER_OUT2))
+        ;
+    return (rdtsc() - start) / CALIBRATION_MS;
+}
+
+void clock_init(void)
+{
+    tsc_per_ms = measure_tsc_per_ms();
+    if (tsc_per_ms == 0)
+        panic("clock: the TSC did not advance during calibration");
+    boot_tsc = rdtsc();
+    kprintf("clock: TSC runs at %lu MHz\n", tsc_per_ms / 1000);
+}
+
+uint64_t clock_ms(void)
+{
+    return (rdtsc() - boot_tsc) / tsc_per_ms;
+}
+
+uint64_t clock_us_to_tsc(uint64_t microseconds)
+{
+    return microseconds * tsc_per_ms / 1000;
+}
+
+/* Busy-wait: the INIT-SIPI-SIPI sequence needs pauses of 10 ms and 200 us. */
+void clock_delay_us(uint64_t microseconds)
+{
+    uint64_t start = rdtsc();
+
+    while (rdtsc() - start < clock_us_to_tsc(microseconds))
+        cpu_relax();
+}

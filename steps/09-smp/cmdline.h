@@ -1,0 +1,10 @@
+/* Options on the kernel command line: space-separated words, `name` or `name=value`. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+void cmdline_init(const char *text);
+const char *cmdline_text(void);
+bool cmdline_get(const char *name, char *value, size_t size);
+bool cmdline_has(const char *flag);

@@ -1,0 +1,476 @@
+/*
+ * Each connection moves through three phases: waiting for a request head, reading its body,
+ * and responding. The poll loop advances every connection as far as the bytes that have
+ * arrived allow, and never waits for one: a slow client, a large body or a long generation
+ * costs only its own connection's time.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "http_parse.h"
+#include "http_server.h"
+#include "kprintf.h"
+#include "api.h"
+#include "strbuf.h"
+#include "string.h"
+#include "tcp.h"
+
+#define MAX_CONNECTIONS 48
+/* Beyond MAX_CONNECTIONS, a few more slots exist only to answer 503 properly. */
+#define OVERFLOW_SLOTS 8
+#define BACKLOG 16
+#define MAX_BODY_SIZE (1024 * 1024)
+#define CHUNKED_INPUT_LIMIT (64 * 1024)
+/* A client gets this long to deliver a whole request: slowloris clients are cut off. */
+#define REQUEST_TIMEOUT_MS 10000
+/* A producer runs only while less than this waits to be sent, so output cannot pile up. */
+#define OUTPUT_HIGH_WATER (16 * 1024)
+#define RECEIVE_CHUNK 4096
+/*
+ * After a refusal, keep reading (and discarding) for a moment before closing. Closing with
+ * the client's bytes unread makes TCP send a reset, and a reset can destroy the response
+ * before the client reads it: the "lingering close" of RFC 9112, section 9.6.
+ */
+#define LINGER_MS 1000
+
+enum phase { WAITING_HEAD, READING_BODY, RESPONDING, CLOSING };
+
+struct http_connection {
+    bool in_use;
+    struct tcp_connection *tcp;
+    enum phase phase;
+    struct strbuf head;           /* the current request's head; request points into it */
+    struct strbuf input;          /* received bytes after the head */
+    struct strbuf body;           /* the decoded body of a chunked request */
+    struct strbuf output;
+    size_t output_sent;
+    struct http_request request;
+    struct http_chunked_decoder chunked;
+    uint64_t request_started_ms;
+    uint64_t flushed_ms;          /* when the last response byte went to TCP, while CLOSING */
+    bool peer_closed;
+    bool close_after_response;
+    bool streaming_chunked;
+    http_producer producer;
+    void *producer_state;
+    void (*release)(void *state);
+};
+
+static struct tcp_listener *listener;
+static struct http_connection connections[MAX_CONNECTIONS + OVERFLOW_SLOTS];
+static uint64_t now_ms;
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default:  return "Internal Server Error";
+    }
+}
+
+static void drop_front(struct strbuf *buffer, size_t count)
+{
+    memmove(buffer->data, buffer->data + count, buffer->length - count);
+    buffer->length -= count;
+}
+
+static bool keeps_alive(const struct http_connection *c)
+{
+    return c->request.keep_alive && !c->close_after_response;
+}
+
+static void write_status_and_headers(struct http_connection *c, int status,
+                                     const char *content_type, const char *extra_headers)
+{
+    strbuf_printf(&c->output, "HTTP/1.1 %d %s\r\nServer: ringzero\r\nContent-Type: %s\r\n"
+                  "Connection: %s\r\n%s", status, reason_phrase(status), content_type,
+                  keeps_alive(c) ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+}
+
+void http_reply(struct http_connection *c, int status, const char *content_type,
+                const void *body, size_t length, const char *extra_headers)
+{
+    write_status_and_headers(c, status, content_type, extra_headers);
+    strbuf_printf(&c->output, "Content-Length: %zu\r\n\r\n", length);
+    strbuf_append(&c->output, body, length);
+}
+
+void http_reply_json(struct http_connection *c, int status, const struct strbuf *json)
+{
+    if (json->failed)
+        http_reply_error(c, 500, "server_error", "out of memory while building the response");
+    else
+        http_reply(c, status, "application/json", json->data, json->length, NULL);
+}
+
+/* OpenAI's error shape: {"error": {"message", "type", "code"}}. */
+void http_reply_error(struct http_connection *c, int status, const char *type,
+                      const char *message)
+{
+    struct strbuf json;
+
+    strbuf_init(&json);
+    strbuf_append_str(&json, "{\"error\":{\"message\":");
+    json_write_string(&json, message, strlen(message));
+    strbuf_printf(&json, ",\"type\":\"%s\",\"code\":%d}}", type, status);
+    http_reply_json(c, status, &json);
+    strbuf_free(&json);
+}
+
+/* HTTP/1.0 has no chunked coding: there the end of a stream is the end of the connection. */
+void http_stream_start(struct http_connection *c, int status, const char *content_type)
+{
+    c->streaming_chunked = c->request.minor_version >= 1;
+    if (!c->streaming_chunked)
+        c->close_after_response = true;
+    write_status_and_headers(c, status, content_type, "Cache-Control: no-cache\r\n");
+    strbuf_append_str(&c->output, c->streaming_chunked ? "Transfer-Encoding: chunked\r\n\r\n"
+                                                       : "\r\n");
+}
+
+void http_stream_write(struct http_connection *c, const void *data, size_t length)
+{
+    if (length == 0)
+        return;
+    if (c->streaming_chunked)
+        strbuf_printf(&c->output, "%zx\r\n", length);
+    strbuf_append(&c->output, data, length);
+    if (c->streaming_chunked)
+        strbuf_append_str(&c->output, "\r\n");
+}
+
+void http_stream_finish(struct http_connection *c)
+{
+    if (c->streaming_chunked)
+        strbuf_append_str(&c->output, "0\r\n\r\n");
+}
+
+void http_set_producer(struct http_connection *c, http_producer producer, void *state,
+                       void (*release)(void *state))
+{
+    c->producer = producer;
+    c->producer_state = state;
+    c->release = release;
+}
+
+static void stop_producer(struct http_connection *c)
+{
+    if (c->producer && c->release)
+        c->release(c->producer_state);
+    c->producer = NULL;
+}
+
+/* Refuse the request and close: after a malformed request the byte stream cannot be trusted. */
+static void refuse(struct http_connection *c, int status, const char *message)
+{
+    c->close_after_response = true;
+    http_reply_error(c, status, "invalid_request_error", message);
+    c->phase = CLOSING;
+}
+
+static size_t input_limit(const struct http_connection *c)
+{
+    if (c->phase == READING_BODY && c->request.has_content_length)
+        return (size_t)c->request.content_length;
+    if (c->phase == READING_BODY)
+        return CHUNKED_INPUT_LIMIT;
+    return HTTP_MAX_HEAD_SIZE;
+}
+
+static void receive_input(struct http_connection *c)
+{
+    char chunk[RECEIVE_CHUNK];
+    long received;
+
+    while (!c->peer_closed && c->input.length < input_limit(c)) {
+        size_t room = input_limit(c) - c->input.length;
+        received = tcp_recv(c->tcp, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
+        if (received < 0)
+            c->peer_closed = true;
+        if (received <= 0)
+            return;
+        strbuf_append(&c->input, chunk, (size_t)received);
+    }
+}
+
+/* Keep the head in a buffer of its own, so the parsed request stays valid while the body
+ * arrives and the input buffer moves. */
+static bool take_head(struct http_connection *c)
+{
+    struct http_error error = { 0 };
+    enum http_parse_result result = http_parse_head(c->input.data, c->input.length,
+                                                    &c->request, &error);
+
+    if (result == HTTP_INCOMPLETE)
+        return false;
+    if (result == HTTP_INVALID) {
+        refuse(c, error.status, error.message);
+        return false;
+    }
+    c->head.length = 0;
+    strbuf_append(&c->head, c->input.data, c->request.head_length);
+    drop_front(&c->input, c->request.head_length);
+    http_parse_head(c->head.data, c->head.length, &c->request, &error);
+    return true;
+}
+
+static bool check_framing(struct http_connection *c)
+{
+    const struct http_request *r = &c->request;
+
+    if (r->has_content_length && r->content_length > MAX_BODY_SIZE) {
+        refuse(c, 413, "the request body is larger than 1 MiB");
+        return false;
+    }
+    if (!r->has_content_length && !r->chunked && http_method_is(r, "POST")) {
+        refuse(c, 411, "a POST request needs a Content-Length or chunked body");
+        return false;
+    }
+    return true;
+}
+
+static void append_body(void *context, const char *data, size_t length)
+{
+    strbuf_append(context, data, length);
+}
+
+/* True once the whole body is here. */
+static bool read_body(struct http_connection *c)
+{
+    enum http_parse_result result;
+    struct http_error error = { 0 };
+    size_t used;
+
+    if (!c->request.chunked)
+        return c->input.length >= c->request.content_length;
+    used = http_chunked_decode(&c->chunked, c->input.data, c->input.length, append_body,
+                               &c->body, &result, &error);
+    drop_front(&c->input, used);
+    if (result == HTTP_INVALID)
+        refuse(c, error.status, error.message);
+    else if (c->body.length > MAX_BODY_SIZE)
+        refuse(c, 413, "the request body is larger than 1 MiB");
+    return result == HTTP_COMPLETE && c->phase == READING_BODY;
+}
+
+static void dispatch(struct http_connection *c)
+{
+    struct http_exchange exchange = { .request = &c->request, .connection = c };
+
+    if (c->request.chunked) {
+        exchange.body = c->body.data;
+        exchange.body_length = c->body.length;
+    } else {
+        exchange.body = c->input.data;
+        exchange.body_length = (size_t)c->request.content_length;
+    }
+    c->phase = RESPONDING;
+    api_handle(&exchange);
+}
+
+static void start_next_request(struct http_connection *c)
+{
+    if (!c->request.chunked)
+        drop_front(&c->input, (size_t)c->request.content_length);
+    c->body.length = 0;
+    c->chunked = (struct http_chunked_decoder){ 0 };
+    c->phase = keeps_alive(c) ? WAITING_HEAD : CLOSING;
+    c->request_started_ms = now_ms;
+}
+
+/* Go as far as the received bytes allow: several pipelined requests may be waiting. */
+static void advance(struct http_connection *c)
+{
+    for (;;) {
+        if (c->phase == WAITING_HEAD) {
+            if (!take_head(c) || !check_framing(c))
+                return;
+            c->phase = READING_BODY;
+        }
+        if (c->phase == READING_BODY) {
+            if (!read_body(c))
+                return;
+            dispatch(c);
+        }
+        if (c->phase != RESPONDING || c->producer)
+            return;
+        start_next_request(c);
+    }
+}
+
+static size_t pending_output(const struct http_connection *c)
+{
+    return c->output.length - c->output_sent;
+}
+
+/* A response that ran out of memory half-built cannot be sent; end the connection instead. */
+static void abandon_failed_output(struct http_connection *c)
+{
+    if (!c->output.failed)
+        return;
+    strbuf_free(&c->output);
+    strbuf_init(&c->output);
+    c->output_sent = 0;
+    stop_producer(c);
+    c->phase = CLOSING;
+}
+
+static void flush_output(struct http_connection *c)
+{
+    long sent;
+
+    abandon_failed_output(c);
+    if (pending_output(c) == 0)
+        return;
+    sent = tcp_send(c->tcp, c->output.data + c->output_sent, pending_output(c));
+    if (sent < 0) {
+        c->output.length = c->output_sent = 0;
+        c->peer_closed = true;
+        stop_producer(c);
+        c->phase = CLOSING;
+        return;
+    }
+    c->output_sent += (size_t)sent;
+    if (c->output_sent == c->output.length)
+        c->output.length = c->output_sent = 0;
+}
+
+static void run_producer(struct http_connection *c)
+{
+    if (!c->producer || pending_output(c) >= OUTPUT_HIGH_WATER)
+        return;
+    if (!c->producer(c, c->producer_state)) {
+        stop_producer(c);
+        advance(c);
+    }
+}
+
+static void release_connection(struct http_connection *c)
+{
+    stop_producer(c);
+    tcp_close(c->tcp);
+    strbuf_free(&c->head);
+    strbuf_free(&c->input);
+    strbuf_free(&c->body);
+    strbuf_free(&c->output);
+    c->in_use = false;
+}
+
+static void check_timeout(struct http_connection *c)
+{
+    if (c->phase != WAITING_HEAD && c->phase != READING_BODY)
+        return;
+    if (now_ms - c->request_started_ms < REQUEST_TIMEOUT_MS)
+        return;
+    if (c->input.length == 0 && c->phase == WAITING_HEAD)
+        c->phase = CLOSING;
+    else
+        refuse(c, 408, "the request did not arrive in time");
+}
+
+static void discard_input(struct http_connection *c)
+{
+    char scratch[RECEIVE_CHUNK];
+    long received;
+
+    while (!c->peer_closed && (received = tcp_recv(c->tcp, scratch, sizeof(scratch))) != 0)
+        if (received < 0)
+            c->peer_closed = true;
+    c->input.length = 0;
+}
+
+/* CLOSING: drain what the client still sends until our answer is out and has had time to
+ * arrive, or the client closes. */
+static bool done_closing(struct http_connection *c)
+{
+    discard_input(c);
+    if (pending_output(c) > 0)
+        return false;
+    if (!c->flushed_ms)
+        c->flushed_ms = now_ms;
+    return c->peer_closed || now_ms - c->flushed_ms >= LINGER_MS;
+}
+
+static void service(struct http_connection *c)
+{
+    if (c->phase != CLOSING) {
+        receive_input(c);
+        advance(c);
+        run_producer(c);
+    }
+    flush_output(c);
+    check_timeout(c);
+    /* A client that closed its side with no request pending is done. */
+    if (c->peer_closed && c->phase == WAITING_HEAD && c->input.length == 0)
+        c->phase = CLOSING;
+    if (c->phase == CLOSING && done_closing(c))
+        release_connection(c);
+}
+
+static struct http_connection *free_slot(int limit)
+{
+    for (int i = 0; i < limit; i++)
+        if (!connections[i].in_use)
+            return &connections[i];
+    return NULL;
+}
+
+static struct http_connection *open_connection(struct tcp_connection *tcp)
+{
+    struct http_connection *c = free_slot(MAX_CONNECTIONS);
+    bool overflow = !c;
+
+    if (overflow)
+        c = free_slot(MAX_CONNECTIONS + OVERFLOW_SLOTS);
+    if (!c)
+        return NULL;
+    *c = (struct http_connection){ .in_use = true, .tcp = tcp, .phase = WAITING_HEAD,
+                                   .request_started_ms = now_ms };
+    strbuf_init(&c->head);
+    strbuf_init(&c->input);
+    strbuf_init(&c->body);
+    strbuf_init(&c->output);
+    if (overflow)
+        refuse(c, 503, "too many connections; try again later");
+    return c;
+}
+
+static void accept_connections(void)
+{
+    struct tcp_connection *tcp;
+
+    /* With even the overflow slots taken, a plain close is all that is left. */
+    while ((tcp = tcp_accept(listener)))
+        if (!open_connection(tcp))
+            tcp_close(tcp);
+}
+
+void http_server_start(uint16_t port)
+{
+    listener = tcp_listen(port, BACKLOG);
+    if (!listener)
+        kprintf("http: cannot listen on port %u\n", port);
+    else
+        kprintf("http: listening on port %u\n", port);
+}
+
+void http_server_poll(uint64_t now)
+{
+    now_ms = now;
+    if (!listener)
+        return;
+    accept_connections();
+    for (int i = 0; i < MAX_CONNECTIONS + OVERFLOW_SLOTS; i++)
+        if (connections[i].in_use)
+            service(&connections[i]);
+}

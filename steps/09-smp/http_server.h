@@ -1,0 +1,41 @@
+/*
+ * The HTTP/1.1 server: connections, request bodies, responses and streaming, on top of the
+ * TCP interface. Handlers (api.c) see a parsed request and answer through the http_reply and
+ * http_stream functions; a handler with long work (a generation) installs a producer that the
+ * server calls from its poll loop, so one slow request never stops the others.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "http_parse.h"
+#include "strbuf.h"
+
+struct http_connection;
+
+struct http_exchange {
+    const struct http_request *request;
+    const char *body;
+    size_t body_length;
+    struct http_connection *connection;
+};
+
+/* Returns true while it has more to do; the server calls it again when there is room to send. */
+typedef bool (*http_producer)(struct http_connection *connection, void *state);
+
+void http_server_start(uint16_t port);
+void http_server_poll(uint64_t now_ms);
+
+void http_reply(struct http_connection *connection, int status, const char *content_type,
+                const void *body, size_t length, const char *extra_headers);
+void http_reply_json(struct http_connection *connection, int status, const struct strbuf *json);
+void http_reply_error(struct http_connection *connection, int status, const char *type,
+                      const char *message);
+
+void http_stream_start(struct http_connection *connection, int status, const char *content_type);
+void http_stream_write(struct http_connection *connection, const void *data, size_t length);
+void http_stream_finish(struct http_connection *connection);
+
+void http_set_producer(struct http_connection *connection, http_producer producer, void *state,
+                       void (*release)(void *state));

@@ -1,0 +1,95 @@
+/*
+ * The first C code. boot.S has switched to 64-bit long mode, identity-mapped 4 GiB and set up
+ * a stack; everything from here on is ordinary C.
+ */
+#include <stdint.h>
+#include "acpi.h"
+#include "clock.h"
+#include "cmdline.h"
+#include "console.h"
+#include "cpu.h"
+#include "e1000.h"
+#include "frames.h"
+#include "heap.h"
+#include "http_server.h"
+#include "icmp.h"
+#include "idt.h"
+#include "infer.h"
+#include "kprintf.h"
+#include "ktest.h"
+#include "memory_map.h"
+#include "memtest.h"
+#include "multiboot2.h"
+#include "net.h"
+#include "paging.h"
+#include "pci.h"
+#include "rtc.h"
+#include "services.h"
+#include "shell.h"
+#include "smp.h"
+#include "smp_selftest.h"
+#include "panic.h"
+#include "tcp.h"
+#include "vga.h"
+#include "x86.h"
+
+#define PING_TIMEOUT_MS 2000
+#define HTTP_PORT 80
+
+/* Show the path to the gateway works: ARP resolves it, then it answers a ping. */
+static void ping_gateway(void)
+{
+    char gateway[16];
+
+    format_ipv4(gateway, sizeof(gateway), net_config()->gateway);
+    icmp_ping(net_config()->gateway, 0);
+    if (icmp_wait_for_reply(0, PING_TIMEOUT_MS) != 0)
+        kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
+}
+
+void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
+{
+    smp_early_init();
+    console_init();
+    vga_set_color(VGA_LIGHT_GREEN, VGA_BLACK);
+    kprintf("ringzero 09-smp: booting\n");
+    vga_set_color(VGA_LIGHT_GREY, VGA_BLACK);
+    idt_init();
+    cpu_init();
+    if (multiboot_magic != MULTIBOOT2_BOOTLOADER_MAGIC)
+        panic("not started by a Multiboot2 boot loader (magic 0x%x)", multiboot_magic);
+    multiboot2_init(multiboot_info);
+    cmdline_init(multiboot2_cmdline());
+    kprintf("cmdline: %s\n", cmdline_text());
+    memory_map_init();
+    frames_init();
+    paging_map_all_ram();
+    memtest_run();
+    heap_print_stats();
+    infer_init();
+    clock_init();
+    acpi_init();
+    smp_init();
+    smp_selftest_run();
+    pci_init();
+    pci_print_devices();
+    e1000_register();
+    pci_probe_drivers();
+    ktest_run_requested();
+    if (!net_ready())
+        panic("no network card found: QEMU needs -device e1000");
+    net_configure();
+    if (!cmdline_has("noping"))
+        ping_gateway();
+    services_init();
+    rtc_init();
+    http_server_start(HTTP_PORT);
+    kprintf("ready\n");
+    for (;;) {
+        net_poll();
+        services_poll();
+        http_server_poll(clock_ms());
+        tcp_poll(clock_ms());
+        shell_poll();
+    }
+}

@@ -1,0 +1,3 @@
+#pragma once
+
+void ktest_run_requested(void);

@@ -1,0 +1,3 @@
+#pragma once
+
+void memtest_run(void);

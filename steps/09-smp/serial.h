@@ -1,0 +1,7 @@
+#pragma once
+
+#include <stdbool.h>
+
+bool serial_init(void);
+void serial_putc(char c);
+int serial_getc(void);

@@ -1,0 +1,3 @@
+#pragma once
+
+void shell_poll(void);

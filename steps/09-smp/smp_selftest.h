@@ -1,0 +1,3 @@
+#pragma once
+
+void smp_selftest_run(void);
