@@ -78,7 +78,9 @@ def last_summary(output):
 def run_suite(title, command):
     """Run one suite; return its report (printed whole, so parallel suites never interleave)
     and its counts."""
-    print(f"... {title}: running", flush=True)
+    # One write with its newline: two suites starting together must not share a line.
+    sys.stdout.write(f"... {title}: running\n")
+    sys.stdout.flush()
     started = time.monotonic()
     process = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
