@@ -32,10 +32,11 @@ def kvm_problem():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "/dev/kvm not usable, using TCG (slower)"
     # PVM is KVM without hardware virtualization (nested cloud machines, this project's CI).
-    # It runs paged 64-bit code fast but emulates the 16- and 32-bit code of BIOS and GRUB:
-    # they take ~35 s to reach the kernel, where TCG takes half a second.
+    # It emulates the 16- and 32-bit code of BIOS and GRUB (~35 s to reach the kernel, where
+    # TCG takes half a second), runs this kernel's ring-0 code far slower than TCG, and stops
+    # with an "emulation failure" at the first SSE instruction (step 08's boot.S).
     if os.path.exists("/sys/module/kvm_pvm"):
-        return "/dev/kvm is PVM, slow for BIOS and GRUB; using TCG"
+        return "/dev/kvm is PVM, slow for BIOS and GRUB and unable to run SSE; using TCG"
     return None
 
 
