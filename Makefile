@@ -113,7 +113,7 @@ SMP      = $(or $(CPUS),$(shell sed -n 's/^smp: *//p' $(STEP_DIR)/MANIFEST 2>/de
 # MODEL= and TOKENIZER= choose others, such as llama2.c's TinyStories, which are staged as
 # symlinks under the names the kernel looks for. A model of your own is called by its file
 # name in the API (model=NAME); the committed one by the kernel's default name.
-STEP_MODULES  = $(shell sed -n 's/^modules: *//p' steps/$(S)/MANIFEST 2>/dev/null)
+STEP_MODULES  = $(shell sed -n 's/^modules: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
 MODEL        ?= $(filter %/model.bin,$(STEP_MODULES))
 TOKENIZER    ?= $(filter %/tokenizer.bin,$(STEP_MODULES))
 STAGED       = $(if $(STEP_MODULES),$(STEP_OUT)/model.bin $(STEP_OUT)/tokenizer.bin)

@@ -31,10 +31,10 @@ def step_names():
 
 def grade_suites():
     """The last step's whole set first: it is the longest, and the others fit beside it."""
-    steps = step_names()
-    yield f"grade {steps[-1]} (tests of every step)", [PYTHON, "common/grader/grade.py",
-                                                        steps[-1]]
-    for step in steps[:-1]:
+    names = step_names()
+    yield f"grade {names[-1]} (tests of every step)", [PYTHON, "common/grader/grade.py",
+                                                        names[-1]]
+    for step in names[:-1]:
         yield f"grade {step} (its own tests)", [PYTHON, "common/grader/grade.py", step, "--own"]
 
 
