@@ -6,7 +6,7 @@
 # The targets build from the step's own sources, unchanged (FUZZ_STEP, default steps/07-http;
 # FUZZ_OUT moves build/fuzz):
 #   fuzz_http  http_parse.c                                   (fuzz_http.c says what it checks)
-#   fuzz_json  json.c json_number.c utf8.c strbuf.c + kernel_shim.c for the kernel's heap
+#   fuzz_json  json.c json_number.c json_write.c utf8.c strbuf.c + kernel_shim.c for the heap
 # with -fsanitize=fuzzer,address,undefined, into build/fuzz/. Each starts from the committed
 # seeds in common/fuzz/corpus/NAME plus what earlier runs found (build/fuzz/corpus/NAME).
 # A crash, a failed check, a sanitizer report, a leak, a slow input or a build error fails a
@@ -80,7 +80,7 @@ run() {
 rm -f "$out"/*.verdict
 run http 16384 "$here/fuzz_http.c" "$step/http_parse.c" &
 run json 65536 "$here/fuzz_json.c" "$here/kernel_shim.c" "$step/json.c" \
-	"$step/json_number.c" "$step/utf8.c" "$step/strbuf.c" &
+	"$step/json_number.c" "$step/json_write.c" "$step/utf8.c" "$step/strbuf.c" &
 wait
 
 passed=0

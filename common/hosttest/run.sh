@@ -12,5 +12,6 @@ gcc -std=c11 -O1 -g -Wall -Wextra -Werror -iquote "$step" -iquote common/fuzz \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -o "$out/test_json" \
 	common/hosttest/test_json.c common/hosttest/test_json_numbers.c \
 	common/hosttest/test_json_writer.c common/fuzz/kernel_shim.c \
-	"$step/json.c" "$step/json_number.c" "$step/strbuf.c" "$step/utf8.c"
+	"$step/json.c" "$step/json_number.c" "$step/json_write.c" "$step/strbuf.c" \
+	"$step/utf8.c"
 exec "$out/test_json"

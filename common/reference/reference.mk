@@ -21,7 +21,7 @@ KERNEL_ONLY  := -ffreestanding -mno-red-zone -mgeneral-regs-only -mcmodel=small
 # -iquote: "string.h" in the engine is the kernel's, whose declarations are libc's; <string.h>
 # in the reference stays libc's.
 HOST_CFLAGS  := $(filter-out $(KERNEL_ONLY),$(CFLAGS)) -iquote $(STEP_DIR) -iquote $(HERE)
-ENGINE       := vecmath checkpoint transformer tokenizer sampler utf8
+ENGINE       := vecmath checkpoint transformer tokenizer sampler sort utf8
 # From step 09 the engine hands its loops to parallel.h, which the kernel runs on every CPU;
 # the reference runs them in order on its one thread (parallel_serial.c), same bits.
 SERIAL       := $(if $(wildcard $(STEP_DIR)/parallel.h),parallel_serial)

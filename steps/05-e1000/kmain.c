@@ -30,10 +30,11 @@
 static void ping_gateway(void)
 {
     char gateway[16];
+    uint16_t sequence = 0;
 
     format_ipv4(gateway, sizeof(gateway), net_config()->gateway);
-    icmp_ping(net_config()->gateway, 0);
-    if (icmp_wait_for_reply(0, PING_TIMEOUT_MS) != 0)
+    icmp_ping(net_config()->gateway, sequence);
+    if (!net_poll_until(icmp_replied, &sequence, PING_TIMEOUT_MS))
         kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
 }
 

@@ -18,6 +18,8 @@
 #define TCP_MSS             1460
 /* What a peer that names no MSS in its SYN can take (RFC 1122 4.2.2.6). */
 #define TCP_DEFAULT_MSS     536
+/* RFC 6298 2.5: a maximum may be placed on the retransmission timeout, of at least 60 s. */
+#define TCP_MAX_RTO_MS      60000
 /* Out-of-order byte ranges remembered per connection; more gaps than this are resent. */
 #define TCP_OUT_OF_ORDER_RANGES 4
 
@@ -138,11 +140,21 @@ static inline uint32_t segment_length(const struct tcp_segment *segment)
     return segment->data_length + !!(segment->flags & TCP_SYN) + !!(segment->flags & TCP_FIN);
 }
 
+/* A timeout doubled for each of doublings timeouts in a row, up to a minute. */
+static inline uint32_t tcp_backed_off(uint32_t timeout_ms, unsigned doublings)
+{
+    uint64_t timeout = (uint64_t)timeout_ms << (doublings < 16 ? doublings : 16);
+
+    return timeout < TCP_MAX_RTO_MS ? (uint32_t)timeout : TCP_MAX_RTO_MS;
+}
+
 /* tcp.c */
 struct tcp_connection *tcp_find_connection(const struct tcp_segment *segment);
 struct tcp_listener *tcp_find_listener(uint16_t port);
 struct tcp_connection *tcp_open_from_listener(struct tcp_listener *listener,
                                               const struct tcp_segment *syn, uint64_t now);
+
+/* tcp_connection.c */
 void tcp_connection_over(struct tcp_connection *connection);
 void tcp_release(struct tcp_connection *connection);
 
@@ -158,7 +170,6 @@ void tcp_send_reset_reply(const struct tcp_segment *segment);
 void tcp_abort(struct tcp_connection *connection);
 
 /* tcp_timer.c */
-uint32_t tcp_backed_off(uint32_t timeout_ms, unsigned doublings);
 void tcp_measured_rtt(struct tcp_connection *connection, uint32_t rtt_ms);
 void tcp_start_time_wait(struct tcp_connection *connection, uint64_t now);
 void tcp_start_fin_wait_2(struct tcp_connection *connection, uint64_t now);

@@ -1,13 +1,15 @@
 /*
  * The API: the endpoints of llama.cpp's server and of OpenAI's API, routed by method and
  * path. Requests and answers follow their shapes, so their clients work unchanged. Completions
- * and chat live in generate.c; this file has the router and the quick endpoints.
+ * and chat live in generate.c, embeddings in embeddings.c; this file has the router and the
+ * quick endpoints.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "api.h"
 #include "api_fields.h"
+#include "embeddings.h"
 #include "generate.h"
 #include "heap.h"
 #include "infer.h"
@@ -51,7 +53,10 @@ static void handle_models(const struct http_exchange *exchange)
     strbuf_free(&json);
 }
 
-/* llama.cpp: {"content": "..."} → {"tokens": [...]} */
+/*
+ * llama.cpp: {"content": "..."} → {"tokens": [...]}. Any length: counting the tokens of a text
+ * is how a client finds out whether it fits the context.
+ */
 static void handle_tokenize(const struct http_exchange *exchange)
 {
     struct api_request request;
@@ -63,8 +68,9 @@ static void handle_tokenize(const struct http_exchange *exchange)
         return;
     content = api_field(&request, "content", JSON_STRING, true);
     if (content &&
-        (count = api_tokenize_field(&request, "content", content->string.bytes,
-                                    content->string.length, &tokens)) >= 0) {
+        (count = infer_tokenize(content->string.bytes, content->string.length, &tokens)) < 0) {
+        http_reply_error(exchange->connection, 500, "server_error", "out of memory");
+    } else if (content) {
         strbuf_init(&json);
         strbuf_append_str(&json, "{\"tokens\":[");
         for (int i = 0; i < count; i++)
@@ -83,7 +89,7 @@ static void handle_detokenize(const struct http_exchange *exchange)
     struct api_request request;
     const struct json_value *tokens;
     struct strbuf text, json;
-    int64_t token;
+    int64_t token, previous = -1;   /* no token before the first */
 
     if (!api_parse_body(exchange, &request))
         return;
@@ -96,7 +102,8 @@ static void handle_detokenize(const struct http_exchange *exchange)
             tokens = NULL;
             break;
         }
-        infer_append_piece((int)token, &text);
+        infer_append_piece((int)previous, (int)token, &text);
+        previous = token;
     }
     if (tokens) {
         strbuf_init(&json);
@@ -115,7 +122,7 @@ static const struct route routes[] = {
     { "GET", "/v1/models", handle_models },
     { "POST", "/v1/completions", generate_completion },
     { "POST", "/v1/chat/completions", generate_chat },
-    { "POST", "/v1/embeddings", generate_embeddings },
+    { "POST", "/v1/embeddings", embeddings_create },
     { "POST", "/tokenize", handle_tokenize },
     { "POST", "/detokenize", handle_detokenize },
 };

@@ -134,26 +134,28 @@ bool api_bool_field(const struct api_request *request, const char *name, bool *v
     return true;
 }
 
-/* Tokens of text in a new array; -1 after a 400 when the text does not fit the context. */
+/*
+ * Tokens of text in a new array; -1 after a 400 when they do not fit the context. The message
+ * names the field and both sizes, so a client knows how much to cut.
+ */
 int api_tokenize_field(const struct api_request *request, const char *field, const char *text,
                        size_t length, int **tokens)
 {
-    int capacity = infer_model()->context_length;
-    char problem[96];
-    int count;
+    int context = infer_model()->context_length;
+    int count = infer_tokenize(text, length, tokens);
+    char message[96];
 
-    *tokens = kmalloc(sizeof(int) * (size_t)capacity);
-    if (!*tokens) {
+    if (count < 0) {
         http_reply_error(request->connection, 500, "server_error", "out of memory");
         return -1;
     }
-    count = infer_tokenize(text, length, *tokens, capacity);
-    if (count < 0) {
-        snprintf(problem, sizeof(problem), "is longer than the model's context of %d tokens",
-                 capacity);
-        api_reject_field(request, field, problem);
+    if (count > context) {
+        snprintf(message, sizeof(message), "%s is %d tokens; the context holds %d", field, count,
+                 context);
+        http_reply_error(request->connection, 400, "invalid_request_error", message);
         kfree(*tokens);
         *tokens = NULL;
+        return -1;
     }
     return count;
 }

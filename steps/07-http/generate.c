@@ -1,10 +1,11 @@
 /*
- * Completions, chat completions and embeddings.
+ * Completions and chat completions.
  *
- * A generation runs one token per poll of its connection (a producer, see http_server.h), so
- * the server keeps answering other clients, /health included, while a long one runs. With
- * "stream": true each token goes out at once as a Server-Sent Event; otherwise the answer is
- * sent whole at the end.
+ * A generation runs one step of the model per poll of its connection (a producer, see
+ * http_server.h), reading the prompt a token at a time and then writing one, so the server
+ * keeps answering other clients, /health included, while a long one runs. With "stream": true
+ * each token goes out at once as a Server-Sent Event; otherwise the answer is sent whole at
+ * the end.
  *
  * The chat template, documented for clients that render prompts themselves: every message
  * becomes "<|role|>\n" followed by its content and "\n", and the prompt ends with
@@ -20,10 +21,10 @@
 #include "kprintf.h"
 #include "rtc.h"
 #include "string.h"
+#include "x86.h"
 
 #define MAX_STOPS 4
 #define DEFAULT_MAX_TOKENS 16
-#define MAX_EMBEDDING_INPUTS 16
 #define MICROS 1000000
 
 enum kind { COMPLETION, CHAT };
@@ -33,6 +34,7 @@ struct generation {
     bool stream;
     struct infer_sampling sampling;
     struct infer_session *session;
+    int previous;                /* the last token read or written: it shapes the next piece */
     int prompt_tokens, completion_tokens;
     int64_t max_tokens;
     struct strbuf text;          /* generated so far */
@@ -88,7 +90,7 @@ static bool read_stops(struct generation *g, const struct api_request *request)
 /* The settings every generation shares, each checked against its documented range. */
 static bool read_settings(struct generation *g, const struct api_request *request)
 {
-    int64_t n = 1, seed = 0;
+    int64_t n = 1, seed = -1;
 
     g->max_tokens = DEFAULT_MAX_TOKENS;
     g->sampling = (struct infer_sampling){ .temperature_micros = MICROS,
@@ -102,7 +104,8 @@ static bool read_settings(struct generation *g, const struct api_request *reques
         !api_int_field(request, "n", 1, 1, &n) ||
         !api_bool_field(request, "stream", &g->stream) || !read_stops(g, request))
         return false;
-    g->sampling.seed = (uint64_t)seed;
+    /* Without a seed every request draws differently: take one from the time stamp counter. */
+    g->sampling.seed = seed >= 0 ? (uint64_t)seed : rdtsc();
     return true;
 }
 
@@ -247,6 +250,7 @@ static bool reached_stop(struct generation *g, size_t piece_start)
     return false;
 }
 
+/* One step of the model: a prompt token read, or a token written, or the end. */
 static void generate_one(struct generation *g)
 {
     int token;
@@ -256,14 +260,17 @@ static void generate_one(struct generation *g)
         return;
     }
     token = infer_next(g->session);
-    if (token < 0) {
-        g->finish_reason = "stop";
+    if (token == INFER_READING)
+        return;
+    if (token == INFER_END || token == INFER_FULL) {
+        g->finish_reason = token == INFER_END ? "stop" : "length";
         return;
     }
     size_t piece_start = g->text.length;
 
     g->completion_tokens++;
-    infer_append_piece(token, &g->text);
+    infer_append_piece(g->previous, token, &g->text);
+    g->previous = token;
     if (reached_stop(g, piece_start))
         g->finish_reason = "stop";
 }
@@ -280,6 +287,7 @@ static bool produce(struct http_connection *connection, void *state)
     return g->finish_reason == NULL;
 }
 
+/* prompt_field names the request's field the prompt came from, for a client's error. */
 static void start(const struct api_request *request, struct generation *g, const char *prompt,
                   size_t length, const char *prompt_field)
 {
@@ -291,10 +299,12 @@ static void start(const struct api_request *request, struct generation *g, const
         return;
     }
     g->prompt_tokens = count;
+    g->previous = count > 0 ? tokens[count - 1] : -1;
     g->session = infer_start(tokens, count, &g->sampling);
     kfree(tokens);
     if (!g->session) {
-        http_reply_error(request->connection, 500, "server_error", "out of memory");
+        http_reply_error(request->connection, 503, "server_error",
+                         "server busy: no memory for another generation");
         release_generation(g);
         return;
     }
@@ -399,86 +409,5 @@ void generate_chat(const struct http_exchange *exchange)
     if (render_chat(&request, &prompt) && (g = new_generation(&request, CHAT)))
         start(&request, g, prompt.data, prompt.length, "messages");
     strbuf_free(&prompt);
-    json_free(request.root);
-}
-
-static bool write_embedding(const struct api_request *request, const struct json_value *input,
-                            size_t index, bool base64, struct strbuf *json, int *total_tokens)
-{
-    int *tokens;
-    int count = api_tokenize_field(request, "input", input->string.bytes, input->string.length,
-                                   &tokens);
-
-    if (count < 0)
-        return false;
-    strbuf_printf(json, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":",
-                  index ? "," : "", index);
-    infer_write_embedding(tokens, count, base64, json);
-    strbuf_append_str(json, "}");
-    *total_tokens += count;
-    kfree(tokens);
-    return true;
-}
-
-/* OpenAI's "encoding_format": "float" (the default) or "base64" of little-endian float32. */
-static bool read_encoding_format(const struct api_request *request, bool *base64)
-{
-    const struct json_value *format = json_get(request->root, "encoding_format");
-
-    if (!format || format->type == JSON_NULL)
-        return true;
-    if (format->type == JSON_STRING && strcmp(format->string.bytes, "float") == 0)
-        return true;
-    if (format->type == JSON_STRING && strcmp(format->string.bytes, "base64") == 0) {
-        *base64 = true;
-        return true;
-    }
-    api_reject_field(request, "encoding_format", "must be \"float\" or \"base64\"");
-    return false;
-}
-
-/* "input" is a string or an array of strings; each gets one embedding. */
-void generate_embeddings(const struct http_exchange *exchange)
-{
-    struct api_request request;
-    const struct json_value *input;
-    size_t count;
-    struct strbuf json;
-    int total_tokens = 0;
-    bool ok = true, base64 = false;
-
-    if (!api_parse_body(exchange, &request))
-        return;
-    if (!read_encoding_format(&request, &base64)) {
-        json_free(request.root);
-        return;
-    }
-    input = json_get(request.root, "input");
-    count = input && input->type == JSON_ARRAY ? input->array.count : 1;
-    if (!input || (input->type != JSON_STRING && input->type != JSON_ARRAY) || count == 0 ||
-        count > MAX_EMBEDDING_INPUTS) {
-        api_reject_field(&request, "input", "must be a string or an array of 1 to 16 strings");
-        json_free(request.root);
-        return;
-    }
-    strbuf_init(&json);
-    strbuf_append_str(&json, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; ok && i < count; i++) {
-        const struct json_value *item = input->type == JSON_ARRAY ? &input->array.items[i] : input;
-        if (item->type != JSON_STRING) {
-            api_reject_field(&request, "input", "must be a string or an array of strings");
-            ok = false;
-        } else {
-            ok = write_embedding(&request, item, i, base64, &json, &total_tokens);
-        }
-    }
-    if (ok) {
-        strbuf_append_str(&json, "],\"model\":");
-        json_write_string(&json, infer_model()->id, strlen(infer_model()->id));
-        strbuf_printf(&json, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}",
-                      total_tokens, total_tokens);
-        http_reply_json(exchange->connection, 200, &json);
-    }
-    strbuf_free(&json);
     json_free(request.root);
 }

@@ -1,7 +1,8 @@
 /*
  * The HTTP/1.1 server: connections, request bodies, responses and streaming, on top of the
- * TCP interface. Handlers (api.c) see a parsed request and answer through the http_reply and
- * http_stream functions; a handler with long work (a generation) installs a producer that the
+ * TCP interface. The server hands each parsed request to the handler it was started with
+ * (kmain gives it api.c's router), which answers through the http_reply and http_stream
+ * functions; a handler with long work (a generation) installs a producer that the
  * server calls from its poll loop, so one slow request never stops the others.
  */
 #pragma once
@@ -21,10 +22,12 @@ struct http_exchange {
     struct http_connection *connection;
 };
 
+/* Answers one request, now or later, through the functions below. */
+typedef void (*http_handler)(const struct http_exchange *exchange);
 /* Returns true while it has more to do; the server calls it again when there is room to send. */
 typedef bool (*http_producer)(struct http_connection *connection, void *state);
 
-void http_server_start(uint16_t port);
+void http_server_start(uint16_t port, http_handler handler);
 void http_server_poll(uint64_t now_ms);
 
 void http_reply(struct http_connection *connection, int status, const char *content_type,

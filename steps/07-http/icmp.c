@@ -87,15 +87,8 @@ void icmp_ping(uint32_t destination, uint16_t sequence)
     ipv4_send(destination, IP_PROTOCOL_ICMP, message, sizeof(message));
 }
 
-/* Poll the network until the reply arrives; returns 0, or -1 on timeout. */
-int icmp_wait_for_reply(uint16_t sequence, uint64_t timeout_ms)
+/* For net_poll_until: has the reply to the request numbered *sequence (a uint16_t) come? */
+bool icmp_replied(const void *sequence)
 {
-    uint64_t deadline = clock_ms() + timeout_ms;
-
-    while (clock_ms() < deadline) {
-        net_poll();
-        if (last_reply_sequence == sequence)
-            return 0;
-    }
-    return -1;
+    return last_reply_sequence == *(const uint16_t *)sequence;
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include "heap.h"
 #include "infer.h"
+#include "kprintf.h"
+#include "string.h"
 #include "strbuf.h"
 
 #define BYTE_TOKENS 256
@@ -19,7 +21,9 @@
 struct infer_session {
     int *prompt;
     int count;
-    int next;
+    int next;                               /* the next prompt token to replay or read */
+    bool embedding;
+    uint64_t buckets[EMBEDDING_LENGTH];     /* an embedding's histogram */
 };
 
 static const struct infer_model_info model = {
@@ -31,18 +35,23 @@ static const struct infer_model_info model = {
     .embedding_length = EMBEDDING_LENGTH,
 };
 
+void infer_init(void)
+{
+    kprintf("model: %s (%s), context %d\n", model.id, model.description, model.context_length);
+}
+
 const struct infer_model_info *infer_model(void)
 {
     return &model;
 }
 
-/* Returns the token count, or -1 if there are more than capacity. */
-int infer_tokenize(const char *text, size_t length, int *tokens, int capacity)
+int infer_tokenize(const char *text, size_t length, int **tokens)
 {
-    if (length > (size_t)capacity)
+    *tokens = kmalloc(sizeof(int) * (length ? length : 1));
+    if (!*tokens)
         return -1;
     for (size_t i = 0; i < length; i++)
-        tokens[i] = (unsigned char)text[i];
+        (*tokens)[i] = (unsigned char)text[i];
     return (int)length;
 }
 
@@ -51,35 +60,58 @@ bool infer_is_token(int token)
     return token >= 0 && token < BYTE_TOKENS;
 }
 
-void infer_append_piece(int token, struct strbuf *text)
+void infer_append_piece(int previous, int token, struct strbuf *text)
 {
     char byte = (char)token;
+
+    (void)previous;
     strbuf_append(text, &byte, 1);
+}
+
+static struct infer_session *new_session(const int *prompt, int count, bool embedding)
+{
+    struct infer_session *session = kcalloc(1, sizeof(*session));
+
+    if (!session)
+        return NULL;
+    session->prompt = kmalloc(sizeof(int) * ((size_t)count + 1));
+    if (!session->prompt) {
+        kfree(session);
+        return NULL;
+    }
+    memcpy(session->prompt, prompt, sizeof(int) * (size_t)count);
+    session->count = count;
+    session->embedding = embedding;
+    return session;
 }
 
 struct infer_session *infer_start(const int *prompt, int count,
                                   const struct infer_sampling *sampling)
 {
-    struct infer_session *session = kcalloc(1, sizeof(*session));
-
     (void)sampling;
-    if (!session)
-        return NULL;
-    session->prompt = kcalloc((size_t)count + 1, sizeof(int));
-    if (!session->prompt) {
-        kfree(session);
-        return NULL;
-    }
-    for (int i = 0; i < count; i++)
-        session->prompt[i] = prompt[i];
-    session->count = count;
-    return session;
+    return new_session(prompt, count, false);
 }
 
-/* The next token, or -1 at the end of the text. */
-int infer_next(struct infer_session *session)
+struct infer_session *infer_start_embedding(const int *tokens, int count)
 {
-    return session->next < session->count ? session->prompt[session->next++] : -1;
+    return new_session(tokens, count, true);
+}
+
+/*
+ * A generation replays the prompt, one token per step, until the prompt ends or prompt and
+ * replay together fill the context. An embedding reads one token per step into its histogram.
+ */
+int infer_next(struct infer_session *s)
+{
+    if (s->next >= s->count)
+        return INFER_END;
+    if (s->embedding) {
+        s->buckets[s->prompt[s->next++] % EMBEDDING_LENGTH]++;
+        return s->next < s->count ? INFER_READING : INFER_END;
+    }
+    if (s->count + s->next >= CONTEXT_LENGTH)
+        return INFER_FULL;
+    return s->prompt[s->next++];
 }
 
 void infer_finish(struct infer_session *session)
@@ -143,22 +175,19 @@ static void write_base64(const uint64_t *micros, struct strbuf *json)
 }
 
 /*
- * A histogram of the token values folded into EMBEDDING_LENGTH buckets, L2-normalised. There
+ * The histogram of the token values folded into EMBEDDING_LENGTH buckets, L2-normalised. There
  * is no floating point in this step: the norm is an integer square root of the sum of squares
  * scaled by 2^32 (so the root carries 16 fraction bits), and the values are in millionths.
  */
-void infer_write_embedding(const int *tokens, int count, bool base64, struct strbuf *json)
+void infer_write_embedding(const struct infer_session *s, bool base64, struct strbuf *json)
 {
-    uint64_t buckets[EMBEDDING_LENGTH] = { 0 }, micros[EMBEDDING_LENGTH];
-    uint64_t sum_of_squares = 0, scaled_norm;
+    uint64_t micros[EMBEDDING_LENGTH], sum_of_squares = 0, scaled_norm;
 
-    for (int i = 0; i < count; i++)
-        buckets[tokens[i] % EMBEDDING_LENGTH]++;
     for (int i = 0; i < EMBEDDING_LENGTH; i++)
-        sum_of_squares += buckets[i] * buckets[i];
+        sum_of_squares += s->buckets[i] * s->buckets[i];
     scaled_norm = integer_sqrt(sum_of_squares << 32);
     for (int i = 0; i < EMBEDDING_LENGTH; i++)
-        micros[i] = scaled_norm ? (buckets[i] * MICROS << 16) / scaled_norm : 0;
+        micros[i] = scaled_norm ? (s->buckets[i] * MICROS << 16) / scaled_norm : 0;
     if (base64) {
         write_base64(micros, json);
         return;

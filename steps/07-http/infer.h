@@ -1,6 +1,11 @@
 /*
  * The inference seam: everything the HTTP API needs from a language model. Step 07 puts a
- * labelled placeholder behind it; step 08 puts a real transformer behind the same functions.
+ * labelled placeholder behind it (infer.c); step 08 replaces that one file with a transformer,
+ * and nothing above the seam changes.
+ *
+ * A session is one generation or one embedding. It owns its memory, so any number can run at
+ * once, memory permitting, and each advances by one step of the model per infer_next: the
+ * caller interleaves them with everything else the kernel does.
  */
 #pragma once
 
@@ -25,15 +30,37 @@ struct infer_sampling {
     uint64_t seed;
 };
 
+/* What infer_next returns when it has no new token. */
+enum {
+    INFER_READING = -1,   /* it read one more token of the prompt */
+    INFER_END = -2,       /* the model ended the text, or the embedding is done */
+    INFER_FULL = -3,      /* the context is full */
+};
+
 struct infer_session;
 
+/* Prepares the model and prints what it is; panics if there is nothing to serve. */
+void infer_init(void);
 const struct infer_model_info *infer_model(void);
-int infer_tokenize(const char *text, size_t length, int *tokens, int capacity);
+/*
+ * The tokens the model reads for text, in a new array (kfree it): their count, or -1 if memory
+ * is short. Any length: the caller decides what fits the context.
+ */
+int infer_tokenize(const char *text, size_t length, int **tokens);
 bool infer_is_token(int token);
-void infer_append_piece(int token, struct strbuf *text);
+/* The text of token following the token previous (-1: none), which may shape it. */
+void infer_append_piece(int previous, int token, struct strbuf *text);
+
+/* A session reading prompt (count tokens, at most the context); NULL if memory is short. */
 struct infer_session *infer_start(const int *prompt, int count,
                                   const struct infer_sampling *sampling);
+struct infer_session *infer_start_embedding(const int *tokens, int count);
+/* One step of the model: a new token, or one of INFER_READING, INFER_END, INFER_FULL. */
 int infer_next(struct infer_session *session);
+/*
+ * A finished embedding session's vector, embedding_length values scaled to length 1: a JSON
+ * array, or base64 of little-endian float32.
+ */
+void infer_write_embedding(const struct infer_session *session, bool base64,
+                           struct strbuf *json);
 void infer_finish(struct infer_session *session);
-/* The embedding as a JSON array of numbers, or as base64 of little-endian float32 values. */
-void infer_write_embedding(const int *tokens, int count, bool base64, struct strbuf *json);

@@ -3,6 +3,7 @@
  * a stack; everything from here on is ordinary C.
  */
 #include <stdint.h>
+#include "api.h"
 #include "clock.h"
 #include "cmdline.h"
 #include "console.h"
@@ -12,6 +13,7 @@
 #include "http_server.h"
 #include "icmp.h"
 #include "idt.h"
+#include "infer.h"
 #include "kprintf.h"
 #include "ktest.h"
 #include "memory_map.h"
@@ -35,10 +37,11 @@
 static void ping_gateway(void)
 {
     char gateway[16];
+    uint16_t sequence = 0;
 
     format_ipv4(gateway, sizeof(gateway), net_config()->gateway);
-    icmp_ping(net_config()->gateway, 0);
-    if (icmp_wait_for_reply(0, PING_TIMEOUT_MS) != 0)
+    icmp_ping(net_config()->gateway, sequence);
+    if (!net_poll_until(icmp_replied, &sequence, PING_TIMEOUT_MS))
         kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
 }
 
@@ -59,6 +62,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     paging_map_all_ram();
     memtest_run();
     heap_print_stats();
+    infer_init();
     clock_init();
     pci_init();
     pci_print_devices();
@@ -72,7 +76,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
         ping_gateway();
     services_init();
     rtc_init();
-    http_server_start(HTTP_PORT);
+    http_server_start(HTTP_PORT, api_handle);
     kprintf("ready\n");
     for (;;) {
         net_poll();

@@ -1,22 +1,15 @@
 /*
- * Ethernet, and the glue between the NIC driver and the protocols: frames come in through
- * net_poll, are checked, and go to ARP or IPv4 by their EtherType.
+ * The network interface: the NIC a driver attached, the address it answers at, Ethernet
+ * frames out, and the helpers every protocol shares (checksums, addresses as text). Frames
+ * coming in are net_input.c's.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "arp.h"
 #include "cmdline.h"
-#include "ipv4.h"
 #include "kprintf.h"
 #include "net.h"
 #include "string.h"
-
-struct ethernet_header {
-    uint8_t destination[MAC_SIZE];
-    uint8_t source[MAC_SIZE];
-    uint16_t ethertype;
-} __attribute__((packed));
 
 struct net_counters net_counters;
 const uint8_t broadcast_mac[MAC_SIZE] = { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF };
@@ -75,47 +68,9 @@ void net_configure(void)
     kprintf("net: %s netmask %s via %s\n", text[0], text[1], text[2]);
 }
 
-static bool addressed_to_us(const struct ethernet_header *header)
+size_t net_receive_frame(void *buffer, size_t size)
 {
-    return memcmp(header->destination, nic->mac, MAC_SIZE) == 0 ||
-           memcmp(header->destination, broadcast_mac, MAC_SIZE) == 0;
-}
-
-static void receive_frame(const uint8_t *frame, size_t length)
-{
-    const struct ethernet_header *header = (const void *)frame;
-
-    net_counters.rx_frames++;
-    if (length < ETHERNET_HEADER_SIZE) {
-        net_counters.short_frames++;
-        return;
-    }
-    if (!addressed_to_us(header)) {
-        net_counters.not_for_us++;
-        return;
-    }
-    switch (ntohs(header->ethertype)) {
-    case ETHERTYPE_ARP:
-        arp_receive(frame + ETHERNET_HEADER_SIZE, length - ETHERNET_HEADER_SIZE);
-        break;
-    case ETHERTYPE_IPV4:
-        ipv4_receive(frame + ETHERNET_HEADER_SIZE, length - ETHERNET_HEADER_SIZE);
-        break;
-    default:
-        net_counters.unknown_ethertype++;
-    }
-}
-
-void net_poll(void)
-{
-    static uint8_t frame[ETHERNET_MAX_FRAME + 4];
-    size_t length;
-
-    if (!nic)
-        return;
-    while ((length = nic->receive(frame, sizeof(frame))) > 0)
-        receive_frame(frame, length);
-    arp_poll();
+    return nic ? nic->receive(buffer, size) : 0;
 }
 
 bool net_send_ethernet(const uint8_t *destination, uint16_t ethertype, const void *payload,

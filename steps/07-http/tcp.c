@@ -180,24 +180,6 @@ struct tcp_connection *tcp_open_from_listener(struct tcp_listener *listener,
     return c;
 }
 
-void tcp_release(struct tcp_connection *connection)
-{
-    ring_free(&connection->send_buffer);
-    ring_free(&connection->receive_buffer);
-    *connection = (struct tcp_connection){.state = TCP_FREE};
-}
-
-/* Reset, timed out, or both FINs done: free the slot unless the application still holds it. */
-void tcp_connection_over(struct tcp_connection *connection)
-{
-    if (!connection->held_by_application) {
-        tcp_release(connection);
-        return;
-    }
-    connection->state = TCP_CLOSED;
-    connection->retransmit_at = connection->persist_at = connection->linger_until = 0;
-}
-
 struct tcp_connection *tcp_accept(struct tcp_listener *listener)
 {
     for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++) {

@@ -1,13 +1,15 @@
 /*
  * The API: the endpoints of llama.cpp's server and of OpenAI's API, routed by method and
  * path. Requests and answers follow their shapes, so their clients work unchanged. Completions
- * and chat live in generate.c; this file has the router, the quick endpoints and the chat page.
+ * and chat live in generate.c, embeddings in embeddings.c; this file has the router, the
+ * quick endpoints and the chat page.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "api.h"
 #include "api_fields.h"
+#include "embeddings.h"
 #include "generate.h"
 #include "heap.h"
 #include "infer.h"
@@ -131,7 +133,7 @@ static const struct route routes[] = {
     { "GET", "/v1/models", handle_models },
     { "POST", "/v1/completions", generate_completion },
     { "POST", "/v1/chat/completions", generate_chat },
-    { "POST", "/v1/embeddings", generate_embeddings },
+    { "POST", "/v1/embeddings", embeddings_create },
     { "POST", "/tokenize", handle_tokenize },
     { "POST", "/detokenize", handle_detokenize },
 };

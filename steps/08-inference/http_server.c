@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include "http_parse.h"
 #include "http_server.h"
+#include "json.h"
 #include "kprintf.h"
-#include "api.h"
 #include "strbuf.h"
 #include "string.h"
 #include "tcp.h"
@@ -57,6 +57,7 @@ struct http_connection {
 };
 
 static struct tcp_listener *listener;
+static http_handler handler;
 static struct http_connection connections[MAX_CONNECTIONS + OVERFLOW_SLOTS];
 static uint64_t now_ms;
 
@@ -275,7 +276,7 @@ static void dispatch(struct http_connection *c)
         exchange.body_length = (size_t)c->request.content_length;
     }
     c->phase = RESPONDING;
-    api_handle(&exchange);
+    handler(&exchange);
 }
 
 static void start_next_request(struct http_connection *c)
@@ -455,8 +456,9 @@ static void accept_connections(void)
             tcp_close(tcp);
 }
 
-void http_server_start(uint16_t port)
+void http_server_start(uint16_t port, http_handler request_handler)
 {
+    handler = request_handler;
     listener = tcp_listen(port, BACKLOG);
     if (!listener)
         kprintf("http: cannot listen on port %u\n", port);

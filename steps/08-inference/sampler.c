@@ -4,6 +4,7 @@
  * is the same on every machine.
  */
 #include "sampler.h"
+#include "sort.h"
 #include "vecmath.h"
 
 struct sampler_candidate {
@@ -72,36 +73,13 @@ static int draw(const float *probabilities, int n, float coin)
     return n - 1;
 }
 
-static bool more_likely(const struct sampler_candidate *a, const struct sampler_candidate *b)
+/* Most likely first; equal probabilities by id. */
+static bool more_likely(const void *a, const void *b, const void *context)
 {
-    return a->probability > b->probability ||
-           (a->probability == b->probability && a->id < b->id);
-}
+    const struct sampler_candidate *x = a, *y = b;
 
-/* Heap sort with the least likely at the root, which leaves the array most likely first. */
-static void sift_down(struct sampler_candidate *c, int at, int count)
-{
-    for (int child; (child = 2 * at + 1) < count; at = child) {
-        if (child + 1 < count && more_likely(&c[child], &c[child + 1]))
-            child++;
-        if (!more_likely(&c[at], &c[child]))
-            return;
-        struct sampler_candidate swap = c[at];
-        c[at] = c[child];
-        c[child] = swap;
-    }
-}
-
-static void sort_most_likely_first(struct sampler_candidate *c, int count)
-{
-    for (int i = count / 2; i-- > 0;)
-        sift_down(c, i, count);
-    for (int end = count; end-- > 1;) {
-        struct sampler_candidate last = c[end];
-        c[end] = c[0];
-        c[0] = last;
-        sift_down(c, 0, end);
-    }
+    (void)context;
+    return x->probability > y->probability || (x->probability == y->probability && x->id < y->id);
 }
 
 /*
@@ -119,7 +97,7 @@ static int draw_top_p(struct sampler *s, const float *probabilities, float coin)
             s->candidates[count++] = (struct sampler_candidate){ probabilities[i], i };
     if (count == 0)
         return sampler_argmax(probabilities, n);   /* only if they are not numbers at all */
-    sort_most_likely_first(s->candidates, count);
+    sort_heap(s->candidates, (size_t)count, sizeof(*s->candidates), more_likely, NULL);
     last = count - 1;
     for (int i = 0; i < count; i++) {
         cumulative += s->candidates[i].probability;

@@ -54,7 +54,7 @@ static void run_ping(const char *argument)
         return;
     }
     icmp_ping(address, ++sequence);
-    if (icmp_wait_for_reply(sequence, PING_TIMEOUT_MS) != 0)
+    if (!net_poll_until(icmp_replied, &sequence, PING_TIMEOUT_MS))
         kprintf("ping %s: no reply within %d ms\n", argument, PING_TIMEOUT_MS);
 }
 

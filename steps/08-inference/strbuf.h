@@ -1,5 +1,5 @@
 /*
- * A growable byte buffer for building responses, and a JSON writer on top of it.
+ * A growable byte buffer for building responses.
  *
  * Appending never fails visibly: if memory runs out, failed is set, and from then on every
  * append does nothing. So a response is built without checking each step, and checked once.
@@ -23,9 +23,3 @@ void strbuf_append_base64(struct strbuf *b, const void *bytes, size_t length);
 __attribute__((format(printf, 2, 3))) void strbuf_printf(struct strbuf *b, const char *format,
                                                          ...);
 
-/*
- * bytes as a JSON string: in quotes, with '"', '\' and the control characters escaped.
- * Well-formed UTF-8 is copied as it is; each byte that does not begin a well-formed sequence
- * becomes \ufffd (the replacement character), so the output is always valid JSON.
- */
-void json_write_string(struct strbuf *b, const void *bytes, size_t length);

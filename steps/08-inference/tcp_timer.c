@@ -12,7 +12,6 @@
  * stall a fast local connection for a whole second.
  */
 #define MIN_RTO_MS 200
-#define MAX_RTO_MS 60000
 /* Consecutive timeouts without progress before the peer is taken for gone. */
 #define MAX_RETRANSMISSIONS         8
 #define MAX_SYN_ACK_RETRANSMISSIONS 5
@@ -23,13 +22,6 @@
 #define TIME_WAIT_MS 2000
 /* How long FIN_WAIT_2 waits for the FIN of a peer that may never send one. */
 #define FIN_WAIT_2_MS 10000
-
-uint32_t tcp_backed_off(uint32_t timeout_ms, unsigned doublings)
-{
-    uint64_t timeout = (uint64_t)timeout_ms << (doublings < 16 ? doublings : 16);
-
-    return timeout < MAX_RTO_MS ? (uint32_t)timeout : MAX_RTO_MS;
-}
 
 /* RFC 6298 2.2 and 2.3: smoothed round-trip time, and how much it varies. */
 void tcp_measured_rtt(struct tcp_connection *c, uint32_t rtt_ms)
@@ -46,8 +38,8 @@ void tcp_measured_rtt(struct tcp_connection *c, uint32_t rtt_ms)
     c->rto_ms = c->srtt_ms + (4 * c->rttvar_ms > 1 ? 4 * c->rttvar_ms : 1);
     if (c->rto_ms < MIN_RTO_MS)
         c->rto_ms = MIN_RTO_MS;
-    if (c->rto_ms > MAX_RTO_MS)
-        c->rto_ms = MAX_RTO_MS;
+    if (c->rto_ms > TCP_MAX_RTO_MS)
+        c->rto_ms = TCP_MAX_RTO_MS;
 }
 
 void tcp_start_time_wait(struct tcp_connection *c, uint64_t now)

@@ -3,8 +3,9 @@
  * with a heap of mergeable neighbours. tokenizer.bin comes from outside (a GRUB module), so
  * every length in it is checked before anything is read at an offset it gives.
  */
-#include "tokenizer.h"
+#include "sort.h"
 #include "string.h"
+#include "tokenizer.h"
 
 #define BYTE_TOKEN_FIRST 3      /* ids 3 ... 258 are the bytes 0 ... 255 */
 #define BYTE_TOKENS 256
@@ -82,38 +83,14 @@ static const uint8_t *piece_bytes(const struct tokenizer *t, int id)
 }
 
 /* By spelling, then by id: a spelling that two tokens share finds the lower id. */
-static bool spelled_before(const struct tokenizer *t, int32_t a, int32_t b)
+static bool spelled_before(const void *a, const void *b, const void *context)
 {
-    int order = compare_bytes(piece_bytes(t, a), t->tokens[a].length, piece_bytes(t, b),
-                              t->tokens[b].length);
+    const struct tokenizer *t = context;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    int order = compare_bytes(piece_bytes(t, x), t->tokens[x].length, piece_bytes(t, y),
+                              t->tokens[y].length);
 
-    return order < 0 || (order == 0 && a < b);
-}
-
-static void sift_down(const struct tokenizer *t, int32_t *ids, size_t at, size_t count)
-{
-    for (size_t child; (child = 2 * at + 1) < count; at = child) {
-        if (child + 1 < count && spelled_before(t, ids[child], ids[child + 1]))
-            child++;
-        if (!spelled_before(t, ids[at], ids[child]))
-            return;
-        int32_t swap = ids[at];
-        ids[at] = ids[child];
-        ids[child] = swap;
-    }
-}
-
-/* Heapsort: O(n log n) in the worst case, no recursion, no memory of its own. */
-static void sort_by_spelling(const struct tokenizer *t, int32_t *ids, size_t count)
-{
-    for (size_t i = count / 2; i-- > 0;)
-        sift_down(t, ids, i, count);
-    for (size_t end = count; end-- > 1;) {
-        int32_t last = ids[end];
-        ids[end] = ids[0];
-        ids[0] = last;
-        sift_down(t, ids, 0, end);
-    }
+    return order < 0 || (order == 0 && x < y);
 }
 
 const char *tokenizer_open(struct tokenizer *t, const void *data, size_t size, int vocab_size,
@@ -139,7 +116,7 @@ const char *tokenizer_open(struct tokenizer *t, const void *data, size_t size, i
     walk_records(t, size);
     for (int32_t id = 0; id < vocab_size; id++)
         t->by_spelling[id] = id;
-    sort_by_spelling(t, t->by_spelling, (size_t)vocab_size);
+    sort_heap(t->by_spelling, (size_t)vocab_size, sizeof(int32_t), spelled_before, t);
     return NULL;
 }
 

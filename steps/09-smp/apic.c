@@ -9,13 +9,10 @@
  */
 #include <stdint.h>
 #include "apic.h"
-#include "idt.h"
-#include "paging.h"
 #include "x86.h"
 
 #define MSR_APIC_BASE 0x1B
 #define APIC_BASE_ENABLE (1u << 11)
-#define APIC_REGISTERS_SIZE 0x1000
 
 enum apic_register {
     APIC_ID = 0x20,
@@ -37,13 +34,6 @@ enum apic_register {
 #define PIC_MASTER_DATA 0x21
 #define PIC_SLAVE_DATA 0xA1
 
-/* Vectors 0-31 are the CPU's exceptions. The spurious vector's low 4 bits must be ones. */
-#define WAKEUP_VECTOR 0xF0
-#define SPURIOUS_VECTOR 0xFF
-
-void wakeup_interrupt_entry(void);
-void spurious_interrupt_entry(void);
-
 static volatile uint32_t *registers;
 /* isr.S's wake-up handler writes here to signal end of interrupt. */
 volatile uint32_t *lapic_eoi_register;
@@ -60,11 +50,8 @@ static void write_register(enum apic_register reg, uint32_t value)
 
 void apic_init(uint64_t base)
 {
-    paging_map_uncached(base, APIC_REGISTERS_SIZE);
     registers = (volatile uint32_t *)base;
     lapic_eoi_register = &registers[APIC_EOI / 4];
-    idt_set_handler(WAKEUP_VECTOR, wakeup_interrupt_entry);
-    idt_set_handler(SPURIOUS_VECTOR, spurious_interrupt_entry);
     apic_enable_local();
 }
 
@@ -77,7 +64,7 @@ void apic_enable_local(void)
 {
     wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_ENABLE);
     write_register(APIC_TASK_PRIORITY, 0);
-    write_register(APIC_SPURIOUS, SPURIOUS_APIC_ENABLE | SPURIOUS_VECTOR);
+    write_register(APIC_SPURIOUS, SPURIOUS_APIC_ENABLE | APIC_SPURIOUS_VECTOR);
 }
 
 uint32_t apic_id(void)
@@ -108,10 +95,7 @@ void apic_send_startup(uint32_t apic_id, uint64_t start_address)
     send_ipi(apic_id, ICR_STARTUP | (uint32_t)(start_address >> STARTUP_PAGE_SHIFT));
 }
 
-/*
- * The PC's two 8259 interrupt controllers deliver to the BSP through its local APIC. Nothing
- * here uses them, and the BSP enables interrupts while it halts (smp.c): mask every line.
- */
+/* The PC's two 8259 interrupt controllers, which deliver to the BSP through its local APIC. */
 void apic_mask_8259s(void)
 {
     outb(PIC_MASTER_DATA, 0xFF);
@@ -120,5 +104,5 @@ void apic_mask_8259s(void)
 
 void apic_send_wakeup_to_others(void)
 {
-    send_ipi(0, ICR_ALL_EXCLUDING_SELF | WAKEUP_VECTOR);
+    send_ipi(0, ICR_ALL_EXCLUDING_SELF | APIC_WAKEUP_VECTOR);
 }

@@ -3,6 +3,11 @@
 
 #include <stdint.h>
 
+/* Vectors 0-31 are the CPU's exceptions. The spurious vector's low 4 bits must be ones. */
+#define APIC_WAKEUP_VECTOR 0xF0
+#define APIC_SPURIOUS_VECTOR 0xFF
+
+/* base: the registers' address, already mapped uncached. */
 void apic_init(uint64_t base);
 void apic_enable_local(void);
 uint32_t apic_id(void);

@@ -8,7 +8,7 @@
 #pragma once
 
 #include <stdatomic.h>
-#include "smp.h"
+#include "wait.h"
 
 struct barrier {
     atomic_uint arrived;
@@ -30,10 +30,10 @@ static inline void barrier_wait(struct barrier *barrier)
     if (atomic_fetch_add_explicit(&barrier->arrived, 1, memory_order_acq_rel) + 1 ==
         barrier->total) {
         atomic_store_explicit(&barrier->arrived, 0, memory_order_relaxed);
-        /* Sequentially consistent, as smp_wake_waiters needs: no later load moves above it. */
+        /* Sequentially consistent, as wake_waiters needs: no later load moves above it. */
         atomic_store(&barrier->generation, generation + 1);
-        smp_wake_waiters();
+        wake_waiters();
         return;
     }
-    smp_wait_while(&barrier->generation, generation);
+    wait_while(&barrier->generation, generation);
 }

@@ -10,6 +10,10 @@ struct heap_stats {
     size_t arenas;       /* separate runs of frames the heap grew by */
 };
 
+/*
+ * Only the boot CPU allocates and frees, here and in frames.c: neither takes a lock. The other
+ * CPUs run parallel_for bodies, which write only into memory they were handed.
+ */
 void *kmalloc(size_t size);
 void *kcalloc(size_t count, size_t size);
 void *krealloc(void *pointer, size_t size);

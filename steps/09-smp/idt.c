@@ -8,7 +8,7 @@
 #include "idt.h"
 #include "kprintf.h"
 #include "panic.h"
-#include "smp.h"
+#include "percpu.h"
 #include "x86.h"
 
 #define EXCEPTION_COUNT 32

@@ -5,6 +5,9 @@
  * The weights and the tokenizer's bytes stay where GRUB put them (frames.c keeps that memory
  * reserved) and are only read, so every session shares them. What a session writes, its
  * activations and key/value cache, comes from the heap when it starts.
+ *
+ * An embedding is the mean over every position of the prompt (BOS included) of the final
+ * hidden state, after the final RMSNorm, scaled to length 1 (L2): dim values.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -120,6 +123,7 @@ const struct infer_model_info *infer_model(void)
     return &info;
 }
 
+/* BOS first: the model was trained on texts that begin with it. */
 int infer_tokenize(const char *text, size_t length, int **tokens)
 {
     void *scratch = kmalloc(tokenizer_scratch_bytes(length));

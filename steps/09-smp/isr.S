@@ -73,7 +73,7 @@ exception_entries:
 
 /*
  * The local APIC's two interrupts (apic.c). A CPU enables interrupts only inside the HLT of a
- * wait (smp.c): the wake-up IPI has nothing to do but end that HLT, so it signals end of
+ * wait (wait.c): the wake-up IPI has nothing to do but end that HLT, so it signals end of
  * interrupt and returns.
  */
     .text

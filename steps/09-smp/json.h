@@ -1,5 +1,6 @@
 /*
- * A strict JSON reader (RFC 8259) that turns a document into a tree.
+ * A strict JSON reader (RFC 8259) that turns a document into a tree, and the one writer the
+ * API needs beside strbuf_printf: a string, escaped (json_write.c).
  *
  * Strict means: one value with optional whitespace (space, tab, LF, CR) around it; no
  * comments, trailing commas, NaN or Infinity; numbers exactly as the RFC's grammar has them
@@ -20,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "strbuf.h"
 
 #define JSON_MAX_DEPTH 64
 #define JSON_MAX_SCALE 100000000000000000LL   /* 10^17, see json_number_scaled */
@@ -84,3 +86,10 @@ const struct json_value *json_get(const struct json_value *object, const char *k
  */
 bool json_number_int64(const struct json_value *number, int64_t *out);
 bool json_number_scaled(const struct json_value *number, int64_t scale, int64_t *out);
+
+/*
+ * bytes as a JSON string: in quotes, with '"', '\' and the control characters escaped.
+ * Well-formed UTF-8 is copied as it is; each byte that does not begin a well-formed sequence
+ * becomes \ufffd (the replacement character), so the output is always valid JSON.
+ */
+void json_write_string(struct strbuf *b, const void *bytes, size_t length);

@@ -4,6 +4,7 @@
  */
 #include <stdint.h>
 #include "acpi.h"
+#include "api.h"
 #include "clock.h"
 #include "cmdline.h"
 #include "console.h"
@@ -22,6 +23,7 @@
 #include "multiboot2.h"
 #include "net.h"
 #include "paging.h"
+#include "percpu.h"
 #include "pci.h"
 #include "rtc.h"
 #include "services.h"
@@ -40,16 +42,17 @@
 static void ping_gateway(void)
 {
     char gateway[16];
+    uint16_t sequence = 0;
 
     format_ipv4(gateway, sizeof(gateway), net_config()->gateway);
-    icmp_ping(net_config()->gateway, 0);
-    if (icmp_wait_for_reply(0, PING_TIMEOUT_MS) != 0)
+    icmp_ping(net_config()->gateway, sequence);
+    if (!net_poll_until(icmp_replied, &sequence, PING_TIMEOUT_MS))
         kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
 }
 
 void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
 {
-    smp_early_init();
+    percpu_init_boot_cpu();
     console_init();
     vga_set_color(VGA_LIGHT_GREEN, VGA_BLACK);
     kprintf("ringzero 09-smp: booting\n");
@@ -83,7 +86,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
         ping_gateway();
     services_init();
     rtc_init();
-    http_server_start(HTTP_PORT);
+    http_server_start(HTTP_PORT, api_handle);
     kprintf("ready\n");
     for (;;) {
         net_poll();

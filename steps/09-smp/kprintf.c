@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "console.h"
 #include "kprintf.h"
-#include "smp.h"
+#include "percpu.h"
 #include "spinlock.h"
 
 struct sink {

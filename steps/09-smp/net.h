@@ -24,6 +24,12 @@ struct nic {
     size_t (*receive)(void *buffer, size_t size);
 };
 
+struct ethernet_header {
+    uint8_t destination[MAC_SIZE];
+    uint8_t source[MAC_SIZE];
+    uint16_t ethertype;
+} __attribute__((packed));
+
 struct net_config {
     uint32_t address;
     uint32_t netmask;
@@ -47,7 +53,12 @@ bool net_ready(void);
 void net_configure(void);
 const struct net_config *net_config(void);
 const uint8_t *net_mac(void);
+/* net_input.c: every frame the NIC has received goes to its protocol; then ARP's timers. */
 void net_poll(void);
+/* Poll until done(context) holds (true), or for timeout_ms (false): a wait for an answer. */
+bool net_poll_until(bool (*done)(const void *context), const void *context, uint64_t timeout_ms);
+/* The next frame the NIC has received, copied into buffer; 0 when there is none. */
+size_t net_receive_frame(void *buffer, size_t size);
 bool net_send_ethernet(const uint8_t *destination, uint16_t ethertype, const void *payload,
                        size_t length);
 void net_print_counters(void);

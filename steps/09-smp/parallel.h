@@ -8,6 +8,8 @@
  * head), so the result is the same bits however the items are cut up: run in order on one
  * thread (the host reference, common/reference/parallel_serial.c) or shared among every CPU
  * (the kernel, parallel.c).
+ *
+ * A body must not call kmalloc or kfree: the heap has no lock, and only the boot CPU uses it.
  */
 #pragma once
 

@@ -6,12 +6,12 @@
  *
  * That fairness has a price on virtual machines: if the CPU whose turn is next is not running
  * (its host thread is descheduled), every CPU behind it waits too. So waiters use
- * smp_wait_while, which halts after a short spin and gives the host core back.
+ * wait_while, which halts after a short spin and gives the host core back.
  */
 #pragma once
 
 #include <stdatomic.h>
-#include "smp.h"
+#include "wait.h"
 
 struct spinlock {
     atomic_uint next_ticket;
@@ -32,20 +32,20 @@ static inline void spin_lock(struct spinlock *lock)
 
     while ((serving = atomic_load_explicit(&lock->now_serving, memory_order_acquire)) != ticket) {
         if (ticket - serving == 1)
-            smp_wait_while(&lock->now_serving, serving);
+            wait_while(&lock->now_serving, serving);
         else
-            smp_halt_while(&lock->now_serving, serving);
+            halt_while(&lock->now_serving, serving);
     }
 }
 
 /*
  * Release: everything done inside the lock is visible before the next holder gets it. The
- * store is sequentially consistent because smp_wake_waiters needs it to be.
+ * store is sequentially consistent because wake_waiters needs it to be.
  */
 static inline void spin_unlock(struct spinlock *lock)
 {
     unsigned serving = atomic_load_explicit(&lock->now_serving, memory_order_relaxed);
 
     atomic_store(&lock->now_serving, serving + 1);
-    smp_wake_waiters();
+    wake_waiters();
 }
