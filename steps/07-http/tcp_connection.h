@@ -1,8 +1,8 @@
 /*
  * What the TCP files share: the connection record, a parsed segment, the counters, and
  * sequence-number arithmetic. tcp.c owns the connection table and the application's side,
- * tcp_input.c handles arriving segments, tcp_output.c builds and sends them, tcp_timer.c
- * keeps time.
+ * tcp_connection.c ends and frees connections, tcp_input.c handles arriving segments,
+ * tcp_output.c builds and sends them, tcp_timer.c keeps time.
  */
 #pragma once
 
