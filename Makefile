@@ -5,6 +5,7 @@ STEPS   := $(PYTHON) common/steps.py
 GRADER  := $(PYTHON) common/grader/grade.py
 QEMU    := $(PYTHON) common/qemu.py
 KERNEL  := $(MAKE) --no-print-directory -f common/kernel.mk
+LAB     := $(PYTHON) common/lab/lab.py
 
 .DEFAULT_GOAL := help
 
@@ -27,13 +28,14 @@ $(STEP_WORDS):
 	@:
 else
 
-.PHONY: help run test book deps forward check-steps clean bench fuzz model
+.PHONY: help run test book deps forward check-steps check-labs handouts clean bench fuzz model
 help:
 	@echo "ringzero: a teaching kernel in nine steps"
 	@echo
 	@echo "  make run                    boot the finished kernel (the last step) in QEMU"
 	@echo "  make test                   grade every step, then run the host-side checks"
-	@echo "  make book                   build the book (HTML and EPUB) under build/book/"
+	@echo "  make book                   build the book (HTML and EPUB) under build/book/;"
+	@echo "                                EDITION=student leaves the labs' code out"
 	@echo "  make deps                   install the Debian packages the tree needs"
 	@echo "  make bench                  benchmarks: TCP echo, HTTP throughput and inference speed,"
 	@echo "                                each against a reference on the host"
@@ -48,11 +50,16 @@ help:
 	@echo "                                JSON=file: also write Gradescope's results.json"
 	@echo "  make step N gdb             boot step N paused, waiting for gdb"
 	@echo "  make step N diff            what step N adds to step N-1"
+	@echo "  make step N lab             list step N's lab: the functions a student writes"
+	@echo "  make step N handout OUT=dir write step N as a lab to hand out (a repository)"
+	@echo "  make step N autograder OUT=file.zip   a Gradescope autograder for step N's lab"
 	@echo "  make step N iso             build step N's bootable ISO"
 	@echo "  make step N clean           remove step N's build output"
 	@echo
 	@echo "  make forward STEP=K         carry a fix made in step K into every later step"
 	@echo "  make check-steps            check every step against its MANIFEST"
+	@echo "  make check-labs             prove every lab item, stubbed alone, fails a test"
+	@echo "  make handouts OUT=dir       one lab handout per step, in dir/NN-name"
 	@echo "  make clean                  remove build/"
 	@echo
 	@echo "  N is a number (5 or 05) or a name (e1000). QEMU uses KVM when it can, else TCG;"
@@ -64,8 +71,14 @@ run:
 test: deps-ensure
 	@$(PYTHON) common/testall.py
 
+# The student edition is built from a copy of the tree with every lab item stubbed.
 book: deps-ensure
+ifeq ($(EDITION),student)
+	@$(LAB) student-tree build/student-tree
+	@$(PYTHON) book/build.py --root build/student-tree --student --out build/book-student
+else
 	@$(PYTHON) book/build.py
+endif
 
 deps:
 	@common/deps.sh install
@@ -90,11 +103,19 @@ forward:
 check-steps:
 	@$(STEPS) check
 
+check-labs: deps-ensure
+	@$(LAB) check
+
+handouts:
+	@test -n "$(OUT)" || { echo "usage: make handouts OUT=dir" >&2; exit 2; }
+	@$(LAB) handouts $(OUT)
+
 clean:
 	rm -rf build
 endif
 
-.PHONY: deps-ensure step-actions step-iso step-run step-grade step-gdb step-diff step-clean
+.PHONY: deps-ensure step-actions step-iso step-run step-grade step-gdb step-diff step-clean \
+        step-lab step-handout step-autograder
 deps-ensure:
 	@common/deps.sh ensure
 
@@ -122,7 +143,7 @@ MODEL_ARG    = $(if $(filter command line,$(origin MODEL)),model=$(basename $(no
 FIT          = $(if $(STAGED),--fit $(STAGED))
 
 step-actions:
-	@echo "make step $(S) run|grade|gdb|diff|iso|clean"
+	@echo "make step $(S) run|grade|gdb|diff|iso|clean|lab|handout|autograder"
 
 step-iso: deps-ensure
 ifneq ($(STEP_MODULES),)
@@ -155,6 +176,16 @@ step-gdb: step-iso
 
 step-diff:
 	@$(STEPS) diff $(S)
+
+step-lab:
+	@$(LAB) list $(S)
+
+step-handout:
+	@test -n "$(OUT)" || { echo "usage: make step N handout OUT=dir" >&2; exit 2; }
+	@$(LAB) handout $(S) $(OUT)
+
+step-autograder:
+	@$(LAB) autograder $(S) $(or $(OUT),build/autograder-$(S).zip)
 
 step-clean:
 	rm -rf $(STEP_OUT)

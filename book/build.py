@@ -5,6 +5,10 @@
                           and build/book/ringzero.epub
     build.py --check      the reference checks only
     build.py --root DIR   read chapters and steps from DIR instead of this repository
+    build.py --student --root DIR --out OUT
+                          the student edition, from a tree whose lab items are stubs
+                          (`make book EDITION=student` makes that tree): quotes from
+                          inside a lab item's body become a note
 
 book/NN-name.md documents steps/NN-name; book/00-intro.md is the introduction.
 A chapter for a step that does not exist yet is left out of the check and the book.
@@ -15,6 +19,7 @@ to something that is not in the tree (filters/tree.lua reports those).
 
 import argparse
 import filecmp
+import os
 import re
 import subprocess
 import sys
@@ -44,7 +49,7 @@ def chapter_path(name):
 
 
 def step_files(step_dir):
-    return {p.name for p in step_dir.iterdir() if p.is_file() and p.name != "MANIFEST"}
+    return {p.name for p in step_dir.iterdir() if p.is_file() and p.name not in ("MANIFEST", "lab.toml")}
 
 
 def changed_files(root, previous, step):
@@ -140,8 +145,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="run the reference checks only")
     parser.add_argument("--root", type=Path, default=BOOK_DIR.parent, help="repository to read")
+    parser.add_argument("--student", action="store_true", help="the student edition")
+    parser.add_argument("--out", type=Path, help="where to write the book (default ROOT/build/book)")
     args = parser.parse_args()
     root = args.root.resolve()
+    if args.student:
+        os.environ["RINGZERO_EDITION"] = "student"
 
     problems = check(root)
     if problems:
@@ -150,7 +159,7 @@ def main():
     if args.check:
         print("book: %d chapters checked, no problems" % len(book_chapters(root)))
         return
-    out_dir = root / "build" / "book"
+    out_dir = args.out.resolve() if args.out else root / "build" / "book"
     for output in (out_dir / "ringzero.html", out_dir / "ringzero.epub"):
         render(root, output)
     for output in (out_dir / "ringzero.html", out_dir / "ringzero.epub"):

@@ -23,8 +23,10 @@ import time
 
 QEMU = "qemu-system-x86_64"
 DEBUG_EXIT_PORT = 0xF4
-# isa-debug-exit makes QEMU exit with (value << 1) | 1; the kernel writes 1 when it panics.
+# isa-debug-exit makes QEMU exit with (value << 1) | 1; the kernel writes 1 when it panics,
+# and a lab item's stub writes 2 when it is reached (common/lab/lab.h).
 PANIC_STATUS = 3
+LAB_MISSING_STATUS = 5
 
 
 def kvm_problem():
@@ -115,6 +117,8 @@ def describe_exit(status, shutdown_reason=None):
     """
     if status == PANIC_STATUS:
         return "the kernel panicked (exit status 3)"
+    if status == LAB_MISSING_STATUS:
+        return "the kernel reached a lab item that is not written yet (exit status 5)"
     if status < 0:
         return f"QEMU was killed by signal {-status}"
     if status & 1 and status > 1:

@@ -16,7 +16,8 @@ merge (forward), and answers the questions the Makefile asks (list, resolve, pre
     steps.py [--root DIR] selftest
 
 A step's files are those git does not ignore (outside a git tree: no hidden files and
-no build output), minus the MANIFEST.  Exit status: 0 ok, 1 problems found,
+no build output), minus the MANIFEST and the lab list (lab.toml), which describe their own
+step only and are never carried forward.  Exit status: 0 ok, 1 problems found,
 2 unknown step or other usage error.  Python 3 stdlib only; needs git on PATH.
 """
 import argparse
@@ -70,6 +71,10 @@ def label(step):
     return f"steps/{step.name}"
 
 
+# What describes a step rather than being part of its kernel: never compared, never carried.
+OWN_FILES = {"MANIFEST", "lab.toml"}
+
+
 def step_files(root, step):
     """Paths (relative to the step) of the files that make up a step."""
     if step is None:
@@ -82,7 +87,7 @@ def step_files(root, step):
     else:
         names = {p.relative_to(step).as_posix() for p in step.rglob("*") if p.is_file()}
         names = {n for n in names if not BUILD_OUTPUT.search(n)}
-    return names - {"MANIFEST"}
+    return names - OWN_FILES
 
 
 def read_manifest(step):
@@ -232,9 +237,8 @@ def edits_since(root, step, base):
         raise StepError(f"{root} is not a git work tree; forward needs git history")
     if git(root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).returncode:
         raise StepError(f"no commit '{base}' (forward compares with it; commit first or pass --base REV)")
-    # The MANIFEST describes its own step only, so it is never carried forward.
     tracked = git(root, "ls-tree", "-r", "-z", "--name-only", base, "--", label(step) + "/").stdout
-    then = {os.fsdecode(p)[len(label(step)) + 1:] for p in tracked.split(b"\0") if p} - {"MANIFEST"}
+    then = {os.fsdecode(p)[len(label(step)) + 1:] for p in tracked.split(b"\0") if p} - OWN_FILES
     edits = []
     for name in sorted(then | step_files(root, step)):
         old = git(root, "show", f"{base}:./{label(step)}/{name}").stdout if name in then else None

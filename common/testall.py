@@ -61,6 +61,8 @@ def host_suites():
     yield "step tree consistency", [PYTHON, "common/steps.py", "check"]
     yield "step tree tool", [PYTHON, "common/steps.py", "selftest"]
     yield "grader library", [PYTHON, "common/grader/selftest.py"]
+    yield "labs: handout, autograder, a cheating and a broken lab", [PYTHON, "common/lab/selftest.py"]
+    yield "labs: every item, stubbed alone, fails a test (check-labs)", [PYTHON, "common/lab/lab.py", "check"]
     yield "book references", [PYTHON, "book/build.py", "--check"]
     yield "book build checks", [PYTHON, "book/selftest.py"]
     yield "JSON unit tests (host, sanitizers)", ["sh", "common/hosttest/run.sh"]

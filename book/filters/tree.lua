@@ -29,6 +29,10 @@ local chapter_dir = pandoc.path.directory(PANDOC_STATE.input_files[1])
 local problems = {}
 
 local DIRECTIVE_KEYS = {"include", "function", "lines", "stepdiff", "file"}
+-- The student edition (build.py --student) reads a tree whose lab items are stubs: lines
+-- quoted from inside a lab item's body are not there, and a note stands in their place.
+local STUDENT = os.getenv("RINGZERO_EDITION") == "student"
+local LEFT_OUT = "This excerpt is part of a lab, and is left out of the student edition."
 local GAS_CLASSES = {asm = true, gas = true}
 
 -- A broken reference unwinds to the block that made it, which records it.
@@ -311,6 +315,9 @@ function CodeBlock(block)
     return pandoc.CodeBlock(block.text, pandoc.Attr(block.identifier, classes))
   end
   local ok, text, label = pcall(resolve, block, attrs)
+  if not ok and STUDENT and type(text) == "table" and text.reason:match("^no line matches") then
+    return pandoc.Para({pandoc.Emph({pandoc.Str(LEFT_OUT)})})
+  end
   if not ok then
     record(describe(attrs), text)
     return nil

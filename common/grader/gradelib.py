@@ -449,8 +449,9 @@ class Machine:
         reasons = [e["data"].get("reason") for e in self.events if e.get("event") == "SHUTDOWN"]
         words = qemu.describe_exit(self.exit_status, reasons[-1] if reasons else None)
         words = words or f"QEMU exited with status {self.exit_status}"
-        if self.exit_status == qemu.PANIC_STATUS:
-            last_words = re.findall(r"^(?:PANIC|EXCEPTION).*$", self.output, re.MULTILINE)
+        if self.exit_status in (qemu.PANIC_STATUS, qemu.LAB_MISSING_STATUS):
+            last_words = re.findall(r"^(?:PANIC|EXCEPTION|lab \d\d: ).*$", self.output,
+                                    re.MULTILINE)
             if last_words:
                 words += f": {last_words[0].strip()}"
         elif self.exit_status not in (0, None):

@@ -73,6 +73,11 @@ def check_cpus_and_selftests(m, cpus):
     rounds, n, arrivals, errors = map(int, barrier.groups())
     check(n == cpus and arrivals == rounds * cpus and errors == 0,
           f"-smp {cpus}: {barrier[0]!r}: expected {rounds * cpus} arrivals and no errors")
+    # smp_selftest.c prints each line once; the grader builds a student's lab with its own copy.
+    for kind in ("counters", "sum", "barrier"):
+        said = [line for line in m.lines() if line.startswith(f"smp selftest {kind}:")]
+        check(len(said) == 1, f"-smp {cpus}: `smp selftest {kind}:` printed {len(said)} times; "
+                              "only smp_selftest.c prints it, once")
 
 
 def greedy(server, prompt, **settings):
