@@ -31,6 +31,9 @@ CSS = BOOK_DIR / "book.css"
 METADATA = BOOK_DIR / "metadata.yaml"
 INTRO = "00-intro"
 STEP_NAME = re.compile(r"^\d\d-[a-z0-9-]+$")
+# Files of a step folder that are not its kernel: the step's own lists, and the support of
+# the lab stubs in a handout's step.
+NOT_KERNEL = {"MANIFEST", "lab.toml", "lab.h", "lab.S"}
 
 
 def step_names(root):
@@ -49,7 +52,7 @@ def chapter_path(name):
 
 
 def step_files(step_dir):
-    return {p.name for p in step_dir.iterdir() if p.is_file() and p.name not in ("MANIFEST", "lab.toml")}
+    return {p.name for p in step_dir.iterdir() if p.is_file() and p.name not in NOT_KERNEL}
 
 
 def changed_files(root, previous, step):
@@ -149,7 +152,8 @@ def main():
     parser.add_argument("--out", type=Path, help="where to write the book (default ROOT/build/book)")
     args = parser.parse_args()
     root = args.root.resolve()
-    if args.student:
+    # A lab handout (it has the grader's copy of its lab) has stubs: its book is the student's.
+    if args.student or (root / "common" / "lab" / "pristine").is_dir():
         os.environ["RINGZERO_EDITION"] = "student"
 
     problems = check(root)
