@@ -48,10 +48,14 @@ def parse_args(argv):
 
 
 def select_tests(tests, name):
+    """The scored tests, or the one named: a test's name or title, or exercise-N.M."""
     if not name:
-        return tests
+        return [t for t in tests if not gradelib.is_exercise(t)]
     wanted = name.lower()
-    return [t for t in tests if wanted in (t.name.lower(), t.title.lower(), t.label.lower())]
+    if wanted.startswith("exercise-"):
+        return [t for t in tests if t.exercise == wanted[len("exercise-"):]]
+    return [t for t in tests if not gradelib.is_exercise(t) and
+            wanted in (t.name.lower(), t.title.lower(), t.label.lower())]
 
 
 def build_dir_for(args):
@@ -125,7 +129,11 @@ def main(argv):
     if args.list:
         for t in tests:
             print(f"  {t.step} {t.name:24} {t.title} ({t.points})")
+        for t in exercises_of(match[1]):
+            print(f"  {t.step} exercise-{t.exercise:15} {t.title} (optional, not scored)")
         return 0
+    if any(gradelib.is_exercise(t) for t in tests):
+        return grade_exercise(args, source, tests)
 
     gradelib.install_cleanup_handlers()
     tests = order_first(tests, args.first)
@@ -138,6 +146,22 @@ def main(argv):
         write_json(args.json, results, output, explain=lab and (lambda r: labgrade.hints_for(lab, r)))
     summarize(results)
     return 0 if all(r.passed for r in results) else 1
+
+
+def exercises_of(number):
+    return [t for t in gradelib.load_tests(int(number)) if gradelib.is_exercise(t)]
+
+
+def grade_exercise(args, source, tests):
+    """An exercise's check: the tree as it is (the student's own, solution and all), reported
+    on its own and never scored."""
+    results, _ = grade_plain(args, source, tests)
+    for r in results:
+        print(f"Exercise {r.test.exercise} (optional, not part of the score): "
+              f"{'done' if r.passed else 'not done yet'}")
+    passed = sum(r.passed for r in results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if passed == len(results) else 1
 
 
 def grade_plain(args, source, tests):

@@ -67,6 +67,7 @@ class Test:
     title: str
     timeout: float
     step: str = ""  # "02", from the name of the module that defines the test
+    exercise: str = ""  # "2.3" for the optional check of a book exercise
 
     @property
     def name(self):
@@ -81,6 +82,16 @@ def test(points, title, timeout=DEFAULT_TIMEOUT):
     """Register a test worth `points`; `timeout` bounds the whole test (seconds, scaled)."""
     def register(fn):
         TESTS.append(Test(fn, points, title, timeout))
+        return fn
+    return register
+
+
+def exercise(number, title, timeout=DEFAULT_TIMEOUT):
+    """Register the optional check of the book's exercise `number` ("2.3"). It runs only when
+    asked for by name (`make step 2 grade T=exercise-2.3`), is reported apart, and is never
+    part of a score: the tree does not hold the exercises' solutions."""
+    def register(fn):
+        TESTS.append(Test(fn, 0, f"exercise {number}: {title}", timeout, exercise=number))
         return fn
     return register
 
@@ -595,7 +606,8 @@ class Result:
 
 
 def load_tests(up_to_step):
-    """The tests of steps 01..up_to_step, in step order then definition order.
+    """The tests of steps 01..up_to_step, in step order then definition order (with the
+    exercises' optional checks, which grade.py keeps apart).
 
     Tests live in common/grader/tests/NN_name.py and belong to the step NN that introduces
     the subsystem they check; later steps run them again.
@@ -613,6 +625,10 @@ def load_tests(up_to_step):
             registered.step = step
             tests.append(registered)
     return tests
+
+
+def is_exercise(test):
+    return bool(test.exercise)
 
 
 def run_test(run, test):

@@ -7,7 +7,7 @@ import ast
 import random
 import re
 
-from gradelib import check, test
+from gradelib import check, exercise, test
 
 GPRS = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP",
         "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")
@@ -281,3 +281,30 @@ def pad(text, flags, width):
     if not width:
         return text
     return text.ljust(width) if "-" in flags else text.rjust(width)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional checks of the chapter's exercises: `make step 2 grade T=exercise-2.1`. Never scored.
+
+@exercise("2.1", "receive: the kernel echoes what arrives on the serial port")
+def exercise_receive(m):
+    """After `ready`, bytes typed into COM1 come back on it."""
+    m.boot(serial_input=True)
+    m.expect(r"^ready$")
+    m.send("abc\n")
+    m.expect(r"abc$")
+
+
+@exercise("2.3", "survive a breakpoint: fault=breakpoint-continue returns from int3")
+def exercise_breakpoint_continue(m):
+    """One `breakpoint at 0x…, continuing` line whose address is in trigger_breakpoint (just
+    after its int3), then `ready`, and the kernel keeps running."""
+    m.boot(cmdline="fault=breakpoint-continue")
+    m.expect(r"^triggering fault: breakpoint-continue$")
+    line = m.expect(r"^breakpoint at 0x([0-9a-fA-F]+), continuing$")
+    where = m.run.symbolize(int(line[1], 16))
+    check(where and where[0] == "trigger_breakpoint",
+          f"the address {line[1]} is in {where[0] if where else 'no function'}, "
+          "not just after trigger_breakpoint's int3")
+    m.expect(r"^ready$")
+    m.expect_running(2)

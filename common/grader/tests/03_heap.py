@@ -6,7 +6,7 @@ allocator self-tests. The grader changes QEMU's -m to see that the numbers follo
 import random
 import re
 
-from gradelib import check, test
+from gradelib import check, exercise, test
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 FRAME = 4 * KiB
@@ -103,3 +103,14 @@ def usable_regions(lines):
         if entry and entry[3].strip().lower() in ("usable", "available"):
             regions.append((int(entry[1], 16), int(entry[2], 16)))
     return regions
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional checks of the chapter's exercises: `make step 3 grade T=exercise-3.4`. Never scored.
+
+@exercise("3.4", "catch overruns: test=overrun panics in kfree, naming the block")
+def exercise_overrun(m):
+    """A PANIC line that names kfree and an address, then the panic exit."""
+    m.boot(cmdline="test=overrun")
+    m.expect(r"^PANIC.*\bkfree\b.*0x[0-9a-fA-F]+")
+    m.expect_exit(3)
