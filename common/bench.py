@@ -30,7 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "grader"))
 import echo_client  # noqa: E402  (common/grader/echo_client.py)
 import gradelib  # noqa: E402
-import net  # noqa: E402
+import lossy  # noqa: E402
+import nic  # noqa: E402
+import shell  # noqa: E402
 from gradelib import qemu  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +88,7 @@ def echo_until_closed(connection):
 
 
 def start_reference():
-    port = net.free_port()
+    port = nic.free_port()
     server = subprocess.Popen([sys.executable, __file__, "--reference-server", str(port)],
                               stdout=subprocess.PIPE, text=True)
     if server.stdout.readline().strip() != "listening":
@@ -135,8 +137,8 @@ def lossy_seconds(run):
         return None, "needs root (a network namespace)"
     m = gradelib.Machine(run, deadline=time.monotonic() + TRANSFER_TIMEOUT + 120)
     try:
-        with net.Namespace() as namespace, \
-                net.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
+        with lossy.Namespace() as namespace, \
+                lossy.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
             namespace.tune_tcp_peer()
             m.boot(cmdline="noping", extra_args=relay.nic_args())
             m.expect(r"^ready$", timeout=120)
@@ -193,8 +195,8 @@ def main():
     try:
         build(step)
         run = gradelib.Run(step, REPO / "build" / step, accel=accel, timeout_scale=1)
-        port = net.free_port()
-        m = boot(run, net.user_nic([(port, ECHO_PORT)]))
+        port = nic.free_port()
+        m = boot(run, nic.user_nic([(port, ECHO_PORT)]))
         reference, reference_port = start_reference()
         # A warm-up each, unreported: TCG translates the kernel's hot paths on first use.
         echo(port, MiB // 4, 1)
@@ -205,7 +207,7 @@ def main():
             theirs = megabytes_per_second(size, echo(reference_port, size, args.runs))
             print(f"  {size // MiB:>3} MiB {ours:>12.2f} {theirs:>15.1f} {ours / theirs:>17.4f}",
                   flush=True)
-        net.require_running(m, "the end of the benchmark")
+        shell.require_running(m, "the end of the benchmark")
         m.kill()
         if not args.no_lossy:
             seconds, reason = lossy_seconds(run)
