@@ -122,19 +122,23 @@ deps-ensure:
 # ---- one step: S is the step's folder name, resolved by `make step` ----
 STEP_DIR = $(or $(TREE),steps/$(S))
 STEP_OUT = build/$(if $(TREE),tree-$(S),$(S))
-CONSOLE  = $(shell sed -n 's/^console: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+# $(call manifest,KEY): KEY's value in the step's MANIFEST (a TREE's own), as common/steps.py
+# reads it: continuation lines joined, empty if the MANIFEST does not have the key.
+manifest = $(if $(S)$(TREE),$(shell $(STEPS) field $(1) --manifest $(STEP_DIR)/MANIFEST))
+CONSOLE  = $(call manifest,console)
 # A step's MANIFEST may name extra QEMU arguments for `run`, such as its network card.
-RUN_ARGS = $(shell sed -n 's/^run: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+RUN_ARGS = $(call manifest,run)
 # And how many CPUs (`smp: 4`, or `smp: host` for all the host's cores; 1 if it says nothing).
 # CPUS=N on the command line overrides it.
-SMP      = $(or $(CPUS),$(shell sed -n 's/^smp: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null),1)
+SMP      = $(or $(CPUS),$(call manifest,smp),1)
 
 # From step 08 on GRUB also loads the model and its tokenizer, as Multiboot2 modules named
 # model.bin and tokenizer.bin. The step's MANIFEST names the committed files (`modules:`);
 # MODEL= and TOKENIZER= choose others, such as llama2.c's TinyStories, which are staged as
 # symlinks under the names the kernel looks for. A model of your own is called by its file
 # name in the API (model=NAME); the committed one by the kernel's default name.
-STEP_MODULES  = $(shell sed -n 's/^modules: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+# STEP_MODULES is used often: the eval reads the MANIFEST on first use only, then keeps the value.
+STEP_MODULES  = $(eval STEP_MODULES := $(call manifest,modules))$(STEP_MODULES)
 MODEL        ?= $(filter %/model.bin,$(STEP_MODULES))
 TOKENIZER    ?= $(filter %/tokenizer.bin,$(STEP_MODULES))
 STAGED       = $(if $(STEP_MODULES),$(STEP_OUT)/model.bin $(STEP_OUT)/tokenizer.bin)

@@ -3,7 +3,7 @@
 
     bench.py [STEP] [--sizes 1,8] [--runs N] [--no-lossy]
 
-STEP is a step folder with TCP (default: the last step that has tcp.c). The kernel boots in
+STEP is a step folder with TCP (default: the last step that offers tcp-echo). The kernel boots in
 QEMU (KVM when usable, else TCG; ACCEL= chooses) with a port forward from 127.0.0.1 to its echo
 service (port 7). One client (common/grader/echo_client.py) sends each size of random bytes
 and reads them back; MB/s is the payload echoed per second (10^6 bytes, counted once). The same
@@ -16,33 +16,24 @@ It never fails on speed: it exits non-zero only when a measurement could not be 
 kernel did not boot, bytes came back wrong, a transfer did not finish).
 """
 import argparse
-import datetime
 import os
-import platform
-import re
 import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "grader"))
-import echo_client  # noqa: E402  (common/grader/echo_client.py)
-import gradelib  # noqa: E402
-import net  # noqa: E402
-from gradelib import qemu  # noqa: E402
+import benchlib  # common/benchlib.py, which puts common/grader on the path
+import echo_client  # common/grader/echo_client.py
+import gradelib
+import lossy
+from benchlib import BenchError
+from gradelib import qemu
 
-REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 ECHO_PORT = 7
 KERNEL_ADDRESS = "10.0.2.15"
 LOSS, DUPLICATE, REORDER, LOSSY_SEED = 0.20, 0.05, 0.10, "ringzero-06"
 TRANSFER_TIMEOUT = 600.0
-
-
-class BenchError(Exception):
-    """A measurement could not be made."""
 
 
 def parse_args():
@@ -54,14 +45,6 @@ def parse_args():
     parser.add_argument("--no-lossy", action="store_true", help="skip the lossy transfer")
     parser.add_argument("--reference-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def last_tcp_step():
-    steps = sorted(path.name for path in (REPO / "steps").iterdir()
-                   if (path / "tcp.c").exists())
-    if not steps:
-        raise SystemExit("bench: no step has TCP (tcp.c)")
-    return steps[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,37 +68,8 @@ def echo_until_closed(connection):
             connection.sendall(data)
 
 
-def start_reference():
-    port = net.free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--reference-server", str(port)],
-                              stdout=subprocess.PIPE, text=True)
-    if server.stdout.readline().strip() != "listening":
-        raise BenchError("the reference echo server did not start")
-    return server, port
-
-
 # ---------------------------------------------------------------------------------------------
 # The kernel
-
-def build(step):
-    result = subprocess.run(["make", "-s", "-f", "common/kernel.mk", f"STEP_DIR=steps/{step}",
-                             f"OUT=build/{step}"], cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BenchError(f"the kernel of {step} did not build:\n{result.stdout}{result.stderr}")
-
-
-def boot(run, extra_args, deadline_seconds=3600):
-    """A booted kernel (gradelib's Machine) that reached `ready`. Its boot-time ping of the
-    gateway lets slirp learn its MAC, which the first forwarded connection needs."""
-    m = gradelib.Machine(run, deadline=time.monotonic() + deadline_seconds)
-    try:
-        m.boot(extra_args=extra_args)
-        m.expect(r"^ready$", timeout=120)
-    except gradelib.TestFailure as failure:
-        m.kill()
-        raise BenchError(f"the kernel did not boot: {failure}")
-    return m
-
 
 def echo(port, size, runs):
     """The best of runs 1-client echoes of size bytes: seconds."""
@@ -135,8 +89,8 @@ def lossy_seconds(run):
         return None, "needs root (a network namespace)"
     m = gradelib.Machine(run, deadline=time.monotonic() + TRANSFER_TIMEOUT + 120)
     try:
-        with net.Namespace() as namespace, \
-                net.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
+        with lossy.Namespace() as namespace, \
+                lossy.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
             namespace.tune_tcp_peer()
             m.boot(cmdline="noping", extra_args=relay.nic_args())
             m.expect(r"^ready$", timeout=120)
@@ -156,16 +110,9 @@ def lossy_seconds(run):
 # The report
 
 def machine_description(accel):
-    cpu = platform.processor() or "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        models = re.findall(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
-    if models:
-        cpu = models[0]
-    version = subprocess.run([qemu.QEMU, "--version"], capture_output=True,
-                             text=True).stdout.splitlines()
-    return [f"date:    {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
-            f"machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
-            f"qemu:    {version[0] if version else 'unknown'}, accelerator {accel.upper()}",
+    return [f"date:    {benchlib.utc_now()}",
+            f"machine: {benchlib.machine()}",
+            f"qemu:    {benchlib.qemu_version()}, accelerator {accel.upper()}",
             f"         ({qemu.describe_accel(accel)})"]
 
 
@@ -178,8 +125,12 @@ def main():
     if args.reference_server:
         serve_reference(args.reference_server)
         return 0
-    step = args.step or last_tcp_step()
     sizes = [int(float(n) * MiB) for n in args.sizes.split(",") if n.strip()]
+    try:
+        step = args.step or benchlib.default_step("tcp-echo")
+    except BenchError as error:
+        print(f"bench: {error}")
+        return 1
     gradelib.install_cleanup_handlers()
     accel = qemu.choose_accel()
     print("TCP benchmark: echo (port 7), one client, best of "
@@ -189,13 +140,12 @@ def main():
     print(f"kernel:  {step} in QEMU, e1000 on user networking, hostfwd from 127.0.0.1")
     print("reference: a Linux echo server on 127.0.0.1 (Python, a thread per connection), "
           "the same client\n")
-    reference = None
+    kernel = reference = None
     try:
-        build(step)
-        run = gradelib.Run(step, REPO / "build" / step, accel=accel, timeout_scale=1)
-        port = net.free_port()
-        m = boot(run, net.user_nic([(port, ECHO_PORT)]))
-        reference, reference_port = start_reference()
+        iso = benchlib.build_kernel(step)
+        kernel = benchlib.boot(iso, accel, ECHO_PORT)
+        port = kernel.port
+        reference, reference_port = benchlib.start_reference(__file__)
         # A warm-up each, unreported: TCG translates the kernel's hot paths on first use.
         echo(port, MiB // 4, 1)
         echo(reference_port, MiB // 4, 1)
@@ -205,9 +155,10 @@ def main():
             theirs = megabytes_per_second(size, echo(reference_port, size, args.runs))
             print(f"  {size // MiB:>3} MiB {ours:>12.2f} {theirs:>15.1f} {ours / theirs:>17.4f}",
                   flush=True)
-        net.require_running(m, "the end of the benchmark")
-        m.kill()
+        kernel.require_running("the end of the benchmark")
+        kernel.stop()
         if not args.no_lossy:
+            run = gradelib.Run(step, iso.parent, accel=accel, timeout_scale=1)
             seconds, reason = lossy_seconds(run)
             wire = (f"{LOSS:.0%} dropped each way, {DUPLICATE:.0%} duplicated, "
                     f"{REORDER:.0%} reordered, seed {LOSSY_SEED!r}")
@@ -221,9 +172,10 @@ def main():
         return 1
     finally:
         gradelib.kill_all_machines()
+        if kernel:
+            kernel.stop()
         if reference:
-            reference.kill()
-            reference.wait()
+            benchlib.stop(reference)
     return 0
 
 

@@ -3,7 +3,7 @@
 
     bench_http.py [STEP] [--seconds N] [--connections LIST]
 
-STEP is a step folder with an HTTP server (default: the last step that has http_server.c).
+STEP is a step folder with an HTTP server (default: the last step that offers http).
 The kernel boots in QEMU (KVM when usable, else TCG; ACCEL= chooses) with a port forward from
 127.0.0.1; wrk measures requests per second and the 50th and 99th percentile latency there,
 then the same against a reference server on the host's loopback, measured in the same run:
@@ -16,25 +16,19 @@ non-zero only when a measurement could not be made (wrk missing, the kernel did 
 a run with errors or no responses).
 """
 import argparse
-import datetime
 import http.server
 import os
-import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import qemu  # noqa: E402  (common/qemu.py)
+import benchlib  # common/benchlib.py
+import qemu  # common/qemu.py
+from benchlib import BenchError
 
-REPO = Path(__file__).resolve().parent.parent
 HEALTH_BODY = b'{"status":"ok","model":"reference"}'
-BOOT_TIMEOUT = 120
+HTTP_PORT = 80  # the kernel's server, forwarded from a free port on 127.0.0.1
 
 
 def parse_args():
@@ -46,20 +40,6 @@ def parse_args():
                         help="comma-separated keep-alive connection counts (default 1,8)")
     parser.add_argument("--reference-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def last_http_step():
-    steps = sorted(path.name for path in (REPO / "steps").iterdir()
-                   if (path / "http_server.c").exists())
-    if not steps:
-        raise SystemExit("bench_http: no step has an HTTP server (http_server.c)")
-    return steps[-1]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,63 +81,6 @@ def serve_reference(port):
     server.serve_forever()
 
 
-def start_reference():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, __file__, "--reference-server", str(port)],
-                               stdout=subprocess.PIPE, text=True)
-    if process.stdout.readline().strip() != "listening":
-        process.kill()
-        raise SystemExit("bench_http: the reference server did not start")
-    return process, port
-
-
-# ---------------------------------------------------------------------------------------------
-# The kernel in QEMU.
-
-def build_iso(step):
-    out = REPO / "build" / step
-    result = subprocess.run(["make", "-s", "-f", "common/kernel.mk", f"STEP_DIR=steps/{step}",
-                             f"OUT={out}"], cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"bench_http: building {step} failed:\n{result.stdout}{result.stderr}")
-    return out / "ringzero.iso"
-
-
-def boot_kernel(iso, accel):
-    """QEMU running the kernel with a forward to its port 80; returns (process, port)."""
-    port = free_port()
-    argv = qemu.build_argv(iso, accel=accel, serial="stdio", extra_args=[
-        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80",
-        "-device", "e1000,netdev=net0"])
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True)
-    ready = threading.Event()
-    lines = []
-
-    def read_serial():
-        for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            lines.append(line)
-            if line == "ready":
-                ready.set()
-    threading.Thread(target=read_serial, daemon=True).start()
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while not ready.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            tail = "\n".join(lines[-5:])
-            raise SystemExit(f"bench_http: the kernel did not get ready (QEMU "
-                             f"{'exited' if process.returncode is not None else 'timed out'}); "
-                             f"last serial lines:\n{tail}")
-    return process, port
-
-
-def stop(process):
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-
-
 # ---------------------------------------------------------------------------------------------
 # wrk
 
@@ -172,7 +95,7 @@ def run_wrk(port, connections, seconds):
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     text = result.stdout
     if result.returncode != 0:
-        raise SystemExit(f"bench_http: `{' '.join(argv)}` failed: {result.stderr.strip()}")
+        raise BenchError(f"`{' '.join(argv)}` failed: {result.stderr.strip()}")
 
     def latency(percent):
         match = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
@@ -189,7 +112,7 @@ def run_wrk(port, connections, seconds):
     if non_2xx:
         errors += int(non_2xx[1])
     if not rps or not requests or int(requests[1]) == 0:
-        raise SystemExit(f"bench_http: wrk measured nothing:\n{text}{result.stderr}")
+        raise BenchError(f"wrk measured nothing:\n{text}{result.stderr}")
     return {"rps": float(rps[1]), "p50_ms": latency(50), "p99_ms": latency(99),
             "requests": int(requests[1]), "errors": errors}
 
@@ -198,18 +121,11 @@ def run_wrk(port, connections, seconds):
 # The report
 
 def machine_description(accel):
-    cpu = platform.processor() or "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        models = re.findall(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
-    if models:
-        cpu = models[0]
-    version = subprocess.run([qemu.QEMU, "--version"], capture_output=True,
-                             text=True).stdout.splitlines()
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     wrk_version = (wrk.stdout or wrk.stderr).split("[")[0].strip()
-    return [f"date:    {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
-            f"machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
-            f"qemu:    {version[0] if version else 'unknown'}, accelerator {accel.upper()}",
+    return [f"date:    {benchlib.utc_now()}",
+            f"machine: {benchlib.machine()}",
+            f"qemu:    {benchlib.qemu_version()}, accelerator {accel.upper()}",
             f"client:  {wrk_version}"]
 
 
@@ -226,11 +142,11 @@ def main():
         serve_reference(args.reference_server)
         return 0
     if not shutil.which("wrk"):
-        raise SystemExit("bench_http: wrk is not installed (Debian package wrk)")
-    step = args.step or last_http_step()
+        raise BenchError("wrk is not installed (Debian package wrk)")
+    step = args.step or benchlib.default_step("http")
     connections = [int(n) for n in args.connections.split(",") if n.strip()]
     accel = qemu.choose_accel()
-    iso = build_iso(step)
+    iso = benchlib.build_kernel(step)
     print(f"HTTP benchmark: GET /health, keep-alive, wrk {args.seconds} s per run")
     for line in machine_description(accel):
         print(line)
@@ -238,26 +154,24 @@ def main():
     print("reference: Python http.server (ThreadingHTTPServer, HTTP/1.1) on 127.0.0.1\n")
     print(f"  {'server':<34} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'requests':>9} "
           f"{'errors':>6}")
-    kernel, kernel_port = boot_kernel(iso, accel)
-    reference, reference_port = start_reference()
     failures = 0
     ratios = []
-    try:
-        # A warm-up run each, unreported: TCG translates the kernel's hot paths on first use.
-        run_wrk(kernel_port, 1, 2)
-        run_wrk(reference_port, 1, 2)
-        for count in connections:
-            ours = run_wrk(kernel_port, count, args.seconds)
-            theirs = run_wrk(reference_port, count, args.seconds)
-            show(f"kernel, {count} connection{'s' * (count > 1)}", ours)
-            show(f"reference, {count} connection{'s' * (count > 1)}", theirs)
-            failures += ours["errors"] > 0
-            ratios.append((count, ours["rps"] / theirs["rps"]))
-        if kernel.poll() is not None:
-            raise SystemExit("bench_http: QEMU exited during the benchmark")
-    finally:
-        stop(kernel)
-        stop(reference)
+    with benchlib.boot(iso, accel, HTTP_PORT) as kernel:
+        reference, reference_port = benchlib.start_reference(__file__)
+        try:
+            # A warm-up run each, unreported: TCG translates the kernel's hot paths on first use.
+            run_wrk(kernel.port, 1, 2)
+            run_wrk(reference_port, 1, 2)
+            for count in connections:
+                ours = run_wrk(kernel.port, count, args.seconds)
+                theirs = run_wrk(reference_port, count, args.seconds)
+                show(f"kernel, {count} connection{'s' * (count > 1)}", ours)
+                show(f"reference, {count} connection{'s' * (count > 1)}", theirs)
+                failures += ours["errors"] > 0
+                ratios.append((count, ours["rps"] / theirs["rps"]))
+            kernel.require_running("the end of the benchmark")
+        finally:
+            benchlib.stop(reference)
     print()
     for count, ratio in ratios:
         print(f"kernel/reference requests per second, {count} connection"
@@ -269,4 +183,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        sys.exit(f"bench_http: {error}")

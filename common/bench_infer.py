@@ -4,8 +4,8 @@
     bench_infer.py [STEP] [--prompt TEXT] [--tokens N] [--runs N] [--cpus N]
                    [--model FILE --tokenizer FILE]
 
-STEP is a step folder with the inference engine (default: the last step that has
-transformer.c); the model is the one its MANIFEST names (`modules:`) unless --model and
+STEP is a step folder with the inference engine (default: the last step that offers
+inference); the model is the one its MANIFEST names (`modules:`) unless --model and
 --tokenizer name others. Both sides generate the same text from the same prompt: greedily, or,
 when the greedy text ends early, sampled with the first seed whose text runs to --tokens:
 
@@ -31,32 +31,25 @@ build failed, the kernel did not boot, or the kernel's text differs from the ref
 which would mean the two did different work).
 """
 import argparse
-import datetime
 import http.client
 import json
 import os
-import platform
 import re
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import qemu  # noqa: E402  (common/qemu.py)
-import steps  # noqa: E402  (common/steps.py)
+import benchlib  # common/benchlib.py
+import qemu  # common/qemu.py
+import steps  # common/steps.py
+from benchlib import REPO, BenchError, make
 
-REPO = Path(__file__).resolve().parent.parent
 PROMPT = "The kernel of an operating system is"
 BOOT_TIMEOUT = {"kvm": 900, "tcg": 120}  # seconds: under PVM, GRUB loads modules very slowly
-
-
-class BenchError(Exception):
-    """A measurement could not be made."""
+HTTP_PORT = 80  # the kernel's server, forwarded from a free port on 127.0.0.1
 
 
 def parse_args():
@@ -76,14 +69,6 @@ def parse_args():
     if args.cpus is not None and args.cpus < 1:
         parser.error("--cpus must be at least 1")
     return args
-
-
-def last_inference_step():
-    found = sorted(path.name for path in (REPO / "steps").iterdir()
-                   if (path / "transformer.c").exists())
-    if not found:
-        raise BenchError("no step has the inference engine (transformer.c)")
-    return found[-1]
 
 
 def manifest_model(step):
@@ -109,18 +94,11 @@ def host_cores():
     return len(os.sched_getaffinity(0))
 
 
-def make(*arguments):
-    result = subprocess.run(["make", "-s", *arguments], cwd=REPO, capture_output=True,
-                            text=True)
-    if result.returncode != 0:
-        raise BenchError(f"make {' '.join(arguments)} failed:\n{result.stdout}{result.stderr}")
-
-
 def build(step, model, tokenizer, folder):
     """The host reference, and an ISO of the kernel loading these model files."""
     out = f"build/{step}"
     make("-f", "common/reference/reference.mk", f"STEP_DIR=steps/{step}", f"OUT={out}")
-    make("-f", "common/kernel.mk", f"STEP_DIR=steps/{step}", f"OUT={out}", "kernel")
+    benchlib.build_kernel(step, "kernel")
     for name, source in (("model.bin", model), ("tokenizer.bin", tokenizer)):
         (folder / name).symlink_to(source.resolve())
     iso = folder / "bench.iso"
@@ -179,46 +157,6 @@ def choose_accel():
         return accel, "KVM"
     return accel, (f"TCG ({qemu.describe_accel(accel).removeprefix('qemu: ')}): the kernel's "
                    "figures measure QEMU's emulation, not the kernel")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def boot(iso, accel, memory, cpus=1):
-    """QEMU running the kernel on `cpus` vCPUs, forwarding a port to its HTTP server;
-    (process, port, lines)."""
-    port = free_port()
-    argv = qemu.build_argv(iso, memory=memory, accel=accel, smp=cpus, serial="stdio",
-                           extra_args=[
-        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80",
-                               "-device", "e1000,netdev=net0"])
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    ready = threading.Event()
-    lines = []
-
-    def read_serial():
-        for raw in process.stdout:
-            lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-            if lines[-1] == "ready":
-                ready.set()
-    threading.Thread(target=read_serial, daemon=True).start()
-    deadline = time.monotonic() + BOOT_TIMEOUT[accel]
-    while not ready.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise BenchError("the kernel did not get ready; last serial lines:\n" +
-                             "\n".join(lines[-5:]))
-    return process, port, lines
-
-
-def stop(process):
-    if process.poll() is None:
-        process.kill()
-    process.wait()
 
 
 def complete(port, prompt, max_tokens, seed):
@@ -289,13 +227,11 @@ def measure_curve(iso, accel, memory, counts, prompt, tokens, runs, seed, expect
     """{cpus: figures} for each vCPU count, one boot each; and the first boot's serial lines."""
     curve, first_lines = {}, None
     for cpus in counts:
-        process, port, lines = boot(iso, accel, memory, cpus)
-        try:
-            before = cpu_seconds(process)
-            figures = measure_kernel(port, prompt, tokens, runs, seed, expected_text)
-            after = cpu_seconds(process)
-        finally:
-            stop(process)
+        with benchlib.boot(iso, accel, HTTP_PORT, memory, cpus, BOOT_TIMEOUT[accel]) as kernel:
+            before = cpu_seconds(kernel.process)
+            figures = measure_kernel(kernel.port, prompt, tokens, runs, seed, expected_text)
+            after = cpu_seconds(kernel.process)
+        lines = kernel.lines
         busy, own, wall = (end - start for start, end in zip(before, after))
         figures["qemu_cores"] = own / wall
         figures["other_cores"] = max(0.0, busy - own) / wall
@@ -311,16 +247,11 @@ def measure_curve(iso, accel, memory, counts, prompt, tokens, runs, seed, expect
 
 
 def machine_lines(accel_label):
-    with open("/proc/cpuinfo") as info:
-        models = re.findall(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
-    cpu = models[0] if models else platform.processor() or "unknown CPU"
-    version = subprocess.run([qemu.QEMU, "--version"], capture_output=True,
-                             text=True).stdout.splitlines()
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
-    return [f"date:     {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
-            f"machine:  {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+    return [f"date:     {benchlib.utc_now()}",
+            f"machine:  {benchlib.machine('cores')}",
             f"compiler: {gcc.splitlines()[0] if gcc else 'gcc'} (both sides, one thread)",
-            f"qemu:     {version[0] if version else 'unknown'}; kernel under {accel_label}"]
+            f"qemu:     {benchlib.qemu_version()}; kernel under {accel_label}"]
 
 
 def print_curve(curve, host, accel, cores):
@@ -368,7 +299,7 @@ def print_curve(curve, host, accel, cores):
 
 def main():
     args = parse_args()
-    step = args.step or last_inference_step()
+    step = args.step or benchlib.default_step("inference")
     model, tokenizer = (args.model, args.tokenizer) if args.model else manifest_model(step)
     accel, accel_label = choose_accel()
     smp = is_smp_step(step)

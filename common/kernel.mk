@@ -11,7 +11,13 @@
 STEP_DIR ?= $(error STEP_DIR is not set, e.g. STEP_DIR=steps/01-boot)
 OUT      ?= build/$(notdir $(STEP_DIR))
 COMMON   := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
-MODULES  ?= $(shell sed -n 's/^modules: *//p' $(STEP_DIR)/MANIFEST 2>/dev/null)
+PYTHON   ?= /usr/bin/python3
+# $(call manifest,KEY): KEY's value in the step's MANIFEST, as common/steps.py reads it
+# (continuation lines joined; empty if the MANIFEST does not have the key).
+manifest  = $(shell $(PYTHON) $(COMMON)/steps.py field $(1) --manifest $(STEP_DIR)/MANIFEST)
+ifeq ($(origin MODULES),undefined)
+MODULES  := $(call manifest,modules)
+endif
 
 CC      := gcc
 # -mno-red-zone: an interrupt pushes its frame right below RSP, where the red zone would be.

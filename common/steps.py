@@ -5,7 +5,8 @@ Every steps/NN-name/ folder holds the complete kernel of step NN, and its MANIFE
 says which files the step adds, changes and removes relative to step NN-1.  Copies
 drift apart when a fix lands in one step but not in the later ones.  This tool finds
 such drift (check), carries a fix forward through the later steps with git's 3-way
-merge (forward), and answers the questions the Makefile asks (list, resolve, prev, diff).
+merge (forward), and answers the questions the Makefile and the other tools ask (list,
+resolve, prev, diff, field, offering).
 
     steps.py [--root DIR] list
     steps.py [--root DIR] resolve ARG     ARG: 5, 05, e1000, 05-e1000, steps/05-e1000, last
@@ -13,12 +14,17 @@ merge (forward), and answers the questions the Makefile asks (list, resolve, pre
     steps.py [--root DIR] check
     steps.py [--root DIR] forward STEP [--base REV] [--dry-run]
     steps.py [--root DIR] diff STEP [--color]
+    steps.py [--root DIR] field KEY STEP            a MANIFEST value, continuation lines joined
+    steps.py [--root DIR] field KEY --manifest PATH   the same from any MANIFEST (a student's tree)
+    steps.py [--root DIR] offering WORD [--last]    the steps whose MANIFEST offers WORD
     steps.py [--root DIR] selftest
 
 A step's files are those git does not ignore (outside a git tree: no hidden files and
 no build output), minus the MANIFEST and the lab list (lab.toml), which describe their own
-step only and are never carried forward.  Exit status: 0 ok, 1 problems found,
-2 unknown step or other usage error.  Python 3 stdlib only; needs git on PATH.
+step only and are never carried forward.  Exit status: 0 ok, 1 problems found (offering: no
+step offers the word), 2 unknown step or other usage error.  `field` prints nothing for a key
+or a MANIFEST file that is not there.  Python tools import this module and call read_manifest,
+manifest_field, offers and offering rather than run it.  Python 3 stdlib only; needs git on PATH.
 """
 import argparse
 import os
@@ -34,7 +40,18 @@ STEP_NAME = re.compile(r"^\d\d-[a-z0-9][a-z0-9-]*$")
 FILE_LISTS = ("adds", "changes", "removes")
 # modules: files, relative to the repository, that GRUB loads beside the kernel (step 08 on).
 # smp: the CPUs `make step N run` gives QEMU, a number or host (all its cores; step 09 on).
-KNOWN_KEYS = ("title", "console", "run", "modules", "smp") + FILE_LISTS
+# offers: what the step's kernel offers the tools around it, as words of OFFERS.
+KNOWN_KEYS = ("title", "console", "run", "modules", "smp", "offers") + FILE_LISTS
+# The words of `offers:`. The benchmarks, make test and the host reference ask which steps
+# offer a word instead of probing for a source file; a later step offers all an earlier one does.
+OFFERS = {
+    "tcp-echo": "TCP with the echo (port 7) and discard (port 9) services; common/bench.py",
+    "http": "the HTTP/1.1 server on port 80 with the API; common/bench_http.py",
+    "inference": "the inference engine and a model (modules:), which common/reference/ builds "
+                 "for the host: make test checks it, common/bench_infer.py races it",
+    "parallel-engine": "the engine hands its loops to parallel.h, so the host reference links "
+                       "common/reference/parallel_serial.c",
+}
 CONSOLES = ("vga", "serial")
 # Only consulted outside a git tree, where there is no .gitignore to ask.
 BUILD_OUTPUT = re.compile(r"(^|/)(build/|\.)|\.(o|d|elf|iso|bin)$|~$")
@@ -95,9 +112,15 @@ def read_manifest(step):
     path = step / "MANIFEST"
     if not path.is_file():
         return {}, [f"{label(step)}: there is no MANIFEST"]
+    return parse_manifest(path.read_text(), f"{label(step)}/MANIFEST")
+
+
+def parse_manifest(text, name):
+    """MANIFEST text as ({key: value}, [problems, naming the file as name]). A line that
+    starts with white space continues the value of the key before it."""
     fields, problems, key = {}, [], None
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        where = f"{label(step)}/MANIFEST line {number}"
+    for number, line in enumerate(text.splitlines(), 1):
+        where = f"{name} line {number}"
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if line[0].isspace():
@@ -117,10 +140,46 @@ def read_manifest(step):
             problems.append(f"{where}: '{key}' appears twice")
         fields[key] = (fields.get(key, "") + " " + value).strip()
     if not fields.get("title"):
-        problems.append(f"{label(step)}/MANIFEST: missing 'title: ...' line")
+        problems.append(f"{name}: missing 'title: ...' line")
     if fields.get("console", "vga") not in CONSOLES:
-        problems.append(f"{label(step)}/MANIFEST: console must be one of {', '.join(CONSOLES)}")
+        problems.append(f"{name}: console must be one of {', '.join(CONSOLES)}")
+    unknown = [word for word in fields.get("offers", "").split() if word not in OFFERS]
+    if unknown:
+        problems.append(f"{name}: offers: {plural(len(unknown), 'unknown word')} ({', '.join(unknown)}); "
+                        f"the known words, OFFERS in common/steps.py: {', '.join(OFFERS)}")
     return fields, problems
+
+
+def manifest_field(path, key):
+    """The value of key in the MANIFEST file at path, continuation lines joined; "" when the
+    file or the key is not there."""
+    if key not in KNOWN_KEYS:
+        raise StepError(f"no MANIFEST key '{key}' (known keys: {', '.join(KNOWN_KEYS)})")
+    path = Path(path)
+    return parse_manifest(path.read_text(), str(path))[0].get(key, "") if path.is_file() else ""
+
+
+def offers(step):
+    """The words of the step's `offers:` (see OFFERS), in MANIFEST order."""
+    return read_manifest(step)[0].get("offers", "").split()
+
+
+def offering(steps, word):
+    """The steps whose MANIFEST offers word, in step order."""
+    if word not in OFFERS:
+        raise StepError(f"no step can offer '{word}': it is not in OFFERS (known words: "
+                        f"{', '.join(OFFERS)})")
+    return [step for step in steps if word in offers(step)]
+
+
+def lost_offers(prev, step):
+    """A step must offer all that the step before it did: the tools pick the last step that
+    offers a word and expect the earlier ones to have it too."""
+    lost = [word for word in offers(prev) if word in OFFERS and word not in offers(step)] if prev else []
+    if not lost:
+        return []
+    return [f"{label(step)}/MANIFEST: offers: does not name {', '.join(lost)}, which {label(prev)} "
+            "offers (a later step offers everything an earlier one does)"]
 
 
 def declared_changes(fields):
@@ -182,7 +241,7 @@ def check_step(root, prev, step):
             fix = f"list it under {state} instead" if expected else f"take it out of {listed[0]}"
             problem = f"the MANIFEST lists {name} under {listed[0]} but it {said}; {fix}"
         problems.append(f"{label(step)}: {problem}")
-    return problems + unresolved_conflicts(root, step)
+    return problems + lost_offers(prev, step) + unresolved_conflicts(root, step)
 
 
 def unresolved_conflicts(root, step):
@@ -343,6 +402,14 @@ def main(argv):
     takes_step["forward"].add_argument("--base", default="HEAD")
     takes_step["forward"].add_argument("--dry-run", action="store_true")
     takes_step["diff"].add_argument("--color", action="store_const", const="always", default="auto")
+    field = sub.add_parser("field", help="print a MANIFEST value (empty if it has no such key)")
+    field.add_argument("key")
+    where = field.add_mutually_exclusive_group(required=True)
+    where.add_argument("step", nargs="?", help="a step, as resolve takes it")
+    where.add_argument("--manifest", type=Path, help="a MANIFEST file, such as a student tree's")
+    offering_command = sub.add_parser("offering", help="the steps whose MANIFEST offers WORD")
+    offering_command.add_argument("word", help=f"one of {', '.join(OFFERS)}")
+    offering_command.add_argument("--last", action="store_true", help="only the last of them")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
@@ -362,12 +429,24 @@ def run_command(root, args):
         print(f"steps: {plural(len(problems), 'problem')}" if problems
               else f"steps: {plural(len(find_steps(root)), 'step')} consistent")
         return 1 if problems else 0
+    if args.command == "field" and args.manifest:
+        print(manifest_field(args.manifest, args.key))
+        return 0
     steps = find_steps(root)
     if args.command == "list":
         print("\n".join(listing(steps)) if steps else f"no steps under {root}/steps")
         return 0
+    if args.command == "offering":
+        found = offering(steps, args.word)
+        if not found:
+            print(f"steps: no step offers {args.word}", file=sys.stderr)
+            return 1
+        print("\n".join(step.name for step in (found[-1:] if args.last else found)))
+        return 0
     step = resolve(steps, args.step)
-    if args.command == "resolve":
+    if args.command == "field":
+        print(manifest_field(step / "MANIFEST", args.key))
+    elif args.command == "resolve":
         print(step.name)
     elif args.command == "prev":
         print(previous(steps, step).name)
@@ -387,11 +466,12 @@ SAME_IN_ALL = {"boot.S": "start:\n\tcall kmain\n"}
 FIXTURE = {
     "steps/01-boot": {"MANIFEST": "title: Boot\nconsole: vga\nadds: boot.S kmain.c\n  util.c vga.c\n",
                       "kmain.c": KMAIN, "util.c": UTIL, "vga.c": "void vga_init(void) {}\n"},
-    "steps/02-serial": {"MANIFEST": "# comment\ntitle: Serial\nconsole: serial\nadds: serial.c\n"
-                                    "changes: kmain.c util.c\nremoves: vga.c\n",
+    "steps/02-serial": {"MANIFEST": "# comment\ntitle: Serial\nconsole: serial\noffers: tcp-echo\n"
+                                    "adds: serial.c\nchanges: kmain.c util.c\nremoves: vga.c\n",
                         "kmain.c": KMAIN.replace("vga", "serial"), "util.c": UTIL.replace("return 1;", "return 10;"),
                         "serial.c": "void serial_init(void) {}\n"},
-    "steps/03-heap": {"MANIFEST": "title: Heap\nconsole: serial\nadds: heap.c\nchanges: util.c\nremoves:\n",
+    "steps/03-heap": {"MANIFEST": "title: Heap\nconsole: serial\noffers: http\n  tcp-echo\nadds: heap.c\n"
+                                  "changes: util.c\nremoves:\n",
                       "kmain.c": KMAIN.replace("vga", "serial"),
                       "util.c": UTIL.replace("return 1;", "return 10;").replace("return 7;", "return 70;"),
                       "serial.c": "void serial_init(void) {}\n", "heap.c": "void *kmalloc(long n);\n"},
@@ -547,6 +627,42 @@ def test_manifest_errors(root, t):
              "boot.S under changes but it is identical to steps/02-serial/boot.S" in r.stdout, r.stdout)
 
 
+def test_field_and_offering(root, t):
+    r = tool(root, "field", "adds", "1")
+    t.expect("field joins continuation lines", r.returncode == 0
+             and r.stdout == "boot.S kmain.c util.c vga.c\n", r.stdout + r.stderr)
+    r = tool(root, "field", "offers", "--manifest", str(root / "steps/03-heap/MANIFEST"))
+    t.expect("field --manifest reads that file", r.stdout == "http tcp-echo\n", r.stdout + r.stderr)
+    got = [tool(root, "field", "smp", *where).stdout for where in
+           (["02-serial"], ["--manifest", str(root / "no/such/MANIFEST")])]
+    t.expect("field prints an empty line for a missing key or MANIFEST", got == ["\n", "\n"], str(got))
+    r = tool(root, "field", "colsole", "2")
+    t.expect("field of an unknown key exits 2", r.returncode == 2 and "no MANIFEST key 'colsole'" in r.stderr,
+             r.stdout + r.stderr)
+    r = tool(root, "offering", "tcp-echo")
+    t.expect("offering lists the steps that offer a word", r.returncode == 0
+             and r.stdout == "02-serial\n03-heap\n", r.stdout + r.stderr)
+    t.expect("offering --last names only the last", tool(root, "offering", "tcp-echo", "--last").stdout
+             == "03-heap\n")
+    r = tool(root, "offering", "inference")
+    t.expect("offering a word no step offers exits 1, printing nothing", r.returncode == 1 and r.stdout == "",
+             r.stdout + r.stderr)
+    r = tool(root, "offering", "tcp")
+    t.expect("offering an unknown word exits 2", r.returncode == 2 and "not in OFFERS" in r.stderr,
+             r.stdout + r.stderr)
+
+
+def test_offers_errors(root, t):
+    edit(root / "steps/02-serial/MANIFEST", "offers: tcp-echo", "offers: tcp-echo telnet")
+    edit(root / "steps/03-heap/MANIFEST", "  tcp-echo\n", "")
+    r = tool(root, "check")
+    t.expect("check reports a word that is not in OFFERS", r.returncode == 1
+             and "steps/02-serial/MANIFEST: offers: 1 unknown word (telnet)" in r.stdout, r.stdout)
+    t.expect("check reports a step that no longer offers what the step before it did",
+             "steps/03-heap/MANIFEST: offers: does not name tcp-echo, which steps/02-serial offers "
+             "(a later step" in r.stdout, r.stdout)
+
+
 def selftest(real_root):
     t = Tally()
     # Git hooks export these; left set, they would point the fixture's git at the real repository.
@@ -554,7 +670,8 @@ def selftest(real_root):
         os.environ.pop(variable, None)
     with tempfile.TemporaryDirectory() as parent:
         for scenario in (test_check, test_forward, test_conflict, test_add_and_delete, test_chain,
-                         test_resolve, test_diff, test_manifest_errors):
+                         test_resolve, test_diff, test_manifest_errors, test_field_and_offering,
+                         test_offers_errors):
             scenario(make_fixture(parent), t)
     if (real_root / "steps").is_dir():
         r = tool(real_root, "check")

@@ -23,15 +23,9 @@ PYTHON = sys.executable
 SUMMARY = re.compile(r"^(?:\w+: )?(\d+) passed, (\d+) failed(?:, \d+ skipped)?$")
 
 
-def step_names():
-    steps = os.path.join(ROOT, "steps")
-    return sorted(name for name in os.listdir(steps)
-                  if re.match(r"^\d\d-", name) and os.path.isdir(os.path.join(steps, name)))
-
-
 def grade_suites():
     """The last step's whole set first: it is the longest, and the others fit beside it."""
-    names = step_names()
+    names = [folder.name for folder in steps.find_steps(Path(ROOT))]
     yield f"grade {names[-1]} (tests of every step)", [PYTHON, "common/grader/grade.py",
                                                         names[-1]]
     for step in names[:-1]:
@@ -39,14 +33,12 @@ def grade_suites():
 
 
 def reference_suites():
-    """For each step with the inference engine: build its host reference and check it against
+    """For each step that offers inference: build its host reference and check it against
     the golden values PyTorch wrote when the step's committed model was exported (golden.txt,
     beside the model.bin its MANIFEST names): tokens, logits within 1e-4, greedy text."""
-    for step in step_names():
-        if not os.path.exists(os.path.join(ROOT, "steps", step, "transformer.c")):
-            continue
-        fields, _ = steps.read_manifest(Path(ROOT) / "steps" / step)
-        modules = fields.get("modules", "").split()
+    for folder in steps.offering(steps.find_steps(Path(ROOT)), "inference"):
+        step = folder.name
+        modules = steps.read_manifest(folder)[0].get("modules", "").split()
         model = next((m for m in modules if m.endswith("/model.bin")), "model.bin")
         tokenizer = next((m for m in modules if m.endswith("/tokenizer.bin")), "tokenizer.bin")
         golden = os.path.join(os.path.dirname(model), "golden.txt")

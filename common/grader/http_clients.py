@@ -1,6 +1,6 @@
 """http_clients: real HTTP clients pointed at the kernel's server, for the tests of step 07 on.
 
-QEMU's user networking forwards a free port on 127.0.0.1 to the guest's port 80 (net.py picks
+QEMU's user networking forwards a free port on 127.0.0.1 to the guest's port 80 (nic.py picks
 the port and builds the NIC arguments). On top of that:
 
 - Server: the kernel's server as the host sees it. call() is one request through Python's
@@ -26,7 +26,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-import net
+import nic
+import shell
 from gradelib import REPO, check, fail
 
 GUEST_PORT = 80
@@ -37,8 +38,8 @@ ERROR_STATUSES = (400, 404, 405, 408, 411, 413, 431, 501, 503, 505)
 
 def boot_http(m, cmdline=None, **boot_arguments):
     """Boot with port forwarding to the guest's port 80 and wait until the server listens."""
-    port = net.free_port()
-    m.boot(cmdline=cmdline, extra_args=net.user_nic(forwards=[(port, GUEST_PORT)]),
+    port = nic.free_port()
+    m.boot(cmdline=cmdline, extra_args=nic.user_nic(forwards=[(port, GUEST_PORT)]),
            **boot_arguments)
     m.expect(rf"^http: listening on port {GUEST_PORT}$")
     m.expect(r"^ready$")
@@ -223,7 +224,7 @@ class Server:
         return seconds * self.scale
 
     def require_running(self, what):
-        net.require_running(self.m, what)
+        shell.require_running(self.m, what)
 
     def connect(self, timeout=10):
         """A new TCP connection to the server (through QEMU's forward)."""

@@ -22,9 +22,10 @@ KERNEL_ONLY  := -ffreestanding -mno-red-zone -mgeneral-regs-only -mcmodel=small
 # in the reference stays libc's.
 HOST_CFLAGS  := $(filter-out $(KERNEL_ONLY),$(CFLAGS)) -iquote $(STEP_DIR) -iquote $(HERE)
 ENGINE       := vecmath checkpoint transformer tokenizer sampler sort utf8
-# From step 09 the engine hands its loops to parallel.h, which the kernel runs on every CPU;
-# the reference runs them in order on its one thread (parallel_serial.c), same bits.
-SERIAL       := $(if $(wildcard $(STEP_DIR)/parallel.h),parallel_serial)
+# A step that offers parallel-engine (its MANIFEST says so; step 09 on) hands the engine's
+# loops to parallel.h, which the kernel runs on every CPU; the reference runs them in order on
+# its one thread (parallel_serial.c), same bits.
+SERIAL       := $(if $(filter parallel-engine,$(call manifest,offers)),parallel_serial)
 HOST_OBJECTS := $(patsubst %,$(OUT)/reference-obj/%.o,$(ENGINE) reference golden $(SERIAL))
 
 $(OUT)/reference-obj/%.o: $(STEP_DIR)/%.c $(MAKEFILE_LIST)

@@ -13,7 +13,7 @@ import random
 import re
 
 from gradelib import check, test
-from net import user_nic
+from nic import user_nic
 
 FUNCTION_LINE = re.compile(r"^pci ([0-9a-f]{2}):([0-9a-f]{2})\.([0-7]) "
                            r"([0-9a-f]{4}):([0-9a-f]{4}) \[([0-9a-f]{2})([0-9a-f]{2})\]", re.I)

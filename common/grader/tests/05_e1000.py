@@ -1,7 +1,7 @@
 """Step 05: the e1000, Ethernet, ARP, IPv4 and ICMP echo, and the serial shell.
 
 Two kinds of network. QEMU's user networking (slirp) checks the boot-time gateway ping against
-a real peer. A scripted wire (net.Wire: QEMU's `-netdev dgram` on unix sockets) lets the test
+a real peer. A scripted wire (wire.Wire: QEMU's `-netdev dgram` on unix sockets) lets the test
 be the kernel's only neighbour: it sends crafted frames and sees every frame the kernel sends,
 so replies are checked byte for byte and "no reply" can be proven. Each wire test puts the
 kernel at a random address in a random 10.x.y.0/24 with a random MAC (cmdline ip=, gw=;
@@ -19,12 +19,14 @@ import random
 import re
 import struct
 
-import net
+import nic
+import shell
+from frames import (ARP_REPLY, ARP_REQUEST, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
+                    ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, MIN_FRAME, PROTOCOL_ICMP, arp,
+                    describe_frame, ethernet, icmp_echo, internet_checksum, ip_bytes, ip_text,
+                    ipv4, mac_bytes, mac_text, parse_arp, parse_ipv4)
 from gradelib import check, fail, test
-from net import (ARP_REPLY, ARP_REQUEST, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
-                 ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, MIN_FRAME, PROTOCOL_ICMP, Host,
-                 WireSession, arp, ethernet, icmp_echo, internet_checksum, ip_bytes, ip_text,
-                 ipv4, mac_bytes, mac_text, parse_arp, parse_ipv4)
+from wire import Host, WireSession
 
 ECHO_SIZES = (0, 1, 56, 1000, 1472)
 E1000_IDS = (0x8086, 0x100E)
@@ -45,10 +47,10 @@ def gateway_ping_user(m):
     rng = random.Random()
     prefix = f"10.{rng.randrange(1, 255)}.{rng.randrange(256)}"
     gateway, kernel = (f"{prefix}.{n}" for n in rng.sample(range(4, 254), 2))
-    mac = net.random_mac(rng)
-    nic = net.user_nic(netdev_options=f",net={prefix}.0/24,host={gateway}",
-                       device_options=f",mac={mac}")
-    m.boot(cmdline=f"ip={kernel}/24 gw={gateway}", extra_args=nic)
+    mac = nic.random_mac(rng)
+    card = nic.user_nic(netdev_options=f",net={prefix}.0/24,host={gateway}",
+                        device_options=f",mac={mac}")
+    m.boot(cmdline=f"ip={kernel}/24 gw={gateway}", extra_args=card)
     link = m.expect(r"^e1000: ([0-9a-f:]{17}) link (\w+)")
     check(link[1] == mac and link[2] == "up",
           f"QEMU gave the e1000 MAC {mac}; the kernel printed {link[0]!r}")
@@ -141,13 +143,13 @@ def arp_reply(m):
     does a unicast one; a request for another address on the subnet gets none."""
     s = WireSession(m)
     s.boot()
-    before = net.net_counters(m)
+    before = shell.net_counters(m)
     for destination in (BROADCAST, s.kernel.mac):
         s.arp_request(destination=destination)
         require_arp_reply(s, s.wire.receive(s.is_arp_reply, 5, "ARP reply"))
     s.arp_request(target_ip=s.gateway.ip)
     fence(s)
-    changes = net.counter_changes(before, net.net_counters(m))
+    changes = shell.counter_changes(before, shell.net_counters(m))
     check(changes.get("arp_requests_answered") == 2,
           f"2 requests for the kernel's address were answered; the counters changed by "
           f"{changes}")
@@ -161,7 +163,7 @@ def echo_sizes(m):
     s = WireSession(m)
     s.boot()
     s.introduce()
-    before = net.net_counters(m)
+    before = shell.net_counters(m)
     rng = random.Random()
     for size in ECHO_SIZES:
         identifier, sequence = rng.randrange(1 << 16), rng.randrange(1 << 16)
@@ -172,8 +174,8 @@ def echo_sizes(m):
         require_echo_reply(s, frame, identifier, sequence, data)
     extra = s.wire.quiet_for(0.3)
     check(not extra, "besides the replies the kernel sent " +
-          ", ".join(map(net.describe_frame, extra)))
-    changes = net.counter_changes(before, net.net_counters(m))
+          ", ".join(map(describe_frame, extra)))
+    changes = shell.counter_changes(before, shell.net_counters(m))
     count = len(ECHO_SIZES)
     expected = {"rx_frames": count, "tx_frames": count, "echo_requests_answered": count,
                 "e1000.good_received": count, "e1000.good_transmitted": count}
@@ -188,7 +190,7 @@ def others_ignored(m):
     s = WireSession(m)
     s.boot()
     s.introduce()
-    other = Host(mac_bytes(net.random_mac()), ip_bytes(ip_text(s.gateway.ip)))
+    other = Host(mac_bytes(nic.random_mac()), ip_bytes(ip_text(s.gateway.ip)))
     request = icmp_echo(ICMP_ECHO_REQUEST, 1, 1, b"not for you")
     cases = [
         ("an echo request to another MAC",
@@ -277,12 +279,12 @@ def shell_commands(m):
     that never answers prints that no reply came, and the kernel keeps running."""
     s = WireSession(m)
     s.boot()
-    net.type_line(m, "help")
+    shell.type_line(m, "help")
     for command in SHELL_COMMANDS:
         m.expect(rf"^\s*{command}\b")
 
     answer_ping(s, s.peer, s.peer.ip)
-    net.type_line(m, "arp")
+    shell.type_line(m, "arp")
     entry = m.expect(rf"^arp: {re.escape(ip_text(s.peer.ip))}\b(.*)$")
     check(mac_text(s.peer.mac) in entry[1],
           f"`arp` shows {entry[0]!r}, without the peer's MAC {mac_text(s.peer.mac)}")
@@ -293,7 +295,7 @@ def shell_commands(m):
     silent = ip_bytes(ip_text(s.kernel.ip).rsplit(".", 1)[0] + ".1")
     if silent in (s.peer.ip, s.gateway.ip):
         silent = ip_bytes(ip_text(s.kernel.ip).rsplit(".", 1)[0] + ".254")
-    net.type_line(m, f"ping {ip_text(silent)}")
+    shell.type_line(m, f"ping {ip_text(silent)}")
     m.expect(rf"^ping {re.escape(ip_text(silent))}: no reply\b", timeout=10)
     answer_ping(s, s.peer, s.peer.ip)
 
@@ -301,7 +303,7 @@ def shell_commands(m):
 def answer_ping(s, next_hop, destination):
     """Type `ping <destination>`; answer as next_hop (its ARP request too, if it asks);
     check the request and expect the shell to print the reply."""
-    net.type_line(s.m, f"ping {ip_text(destination)}")
+    shell.type_line(s.m, f"ping {ip_text(destination)}")
 
     def arp_or_echo(frame):
         # Requests for other hosts may still be going out (the silent host's retries).
@@ -310,7 +312,7 @@ def answer_ping(s, next_hop, destination):
     frame = s.wire.receive(arp_or_echo, 5, f"echo request to {ip_text(destination)}")
     if frame.ethertype == ETHERTYPE_ARP:
         check(parse_arp(frame.payload).operation == ARP_REQUEST,
-              f"the kernel sent {net.describe_frame(frame)}; expected an ARP request")
+              f"the kernel sent {describe_frame(frame)}; expected an ARP request")
         s.wire.send(ethernet(s.kernel.mac, next_hop.mac, ETHERTYPE_ARP,
                              arp(ARP_REPLY, next_hop.mac, next_hop.ip, s.kernel.mac,
                                  s.kernel.ip)))
@@ -339,10 +341,10 @@ def require_dropped(s, what, frame, reasons):
     """Send frame and a fence ping: no reply to the frame, the fence answered, and the
     counters moved by exactly one received frame counted under one of `reasons` (a set of
     counter names, or MAC_FILTERED) plus the fence."""
-    before = net.net_counters(s.m)
+    before = shell.net_counters(s.m)
     s.wire.send(frame)
     fence(s, after=what)
-    changes = net.counter_changes(before, net.net_counters(s.m))
+    changes = shell.counter_changes(before, shell.net_counters(s.m))
     fence_changes = {"rx_frames": 1, "tx_frames": 1, "echo_requests_answered": 1,
                      "e1000.good_received": 1, "e1000.good_transmitted": 1}
     if reasons == MAC_FILTERED and changes.get("rx_frames") == 1:
@@ -367,7 +369,7 @@ def fence(s, after="the frame"):
     reply = s.wire.receive(s.echo_reply_to(identifier, sequence), 5,
                            f"echo reply to a good ping sent after {after}")
     check(not s.wire.received, f"the kernel answered {after}: " +
-          ", ".join(map(net.describe_frame, s.wire.received)))
+          ", ".join(map(describe_frame, s.wire.received)))
     require_echo_reply(s, reply, identifier, sequence, data)
 
 

@@ -4,10 +4,10 @@ Three kinds of network:
 - QEMU user networking with host port forwarding (127.0.0.1, ports picked free at run time):
   many clients at once, and a long transfer, byte-exact.
 - A lossy wire: Linux's own TCP stack in a network namespace of the test's own (a TAP device
-  at 10.0.2.2/24), joined to the e1000 by net.LossyRelay, which drops 20% of the frames in
+  at 10.0.2.2/24), joined to the e1000 by lossy.LossyRelay, which drops 20% of the frames in
   each direction and duplicates and reorders others (seeded, so a run can be repeated). The
   kernel keeps its default address 10.0.2.15. Needs root; without it the test fails.
-- The scripted wire of step 05 (net.Wire, net.TcpPeer) for what must be exact: resets for
+- The scripted wire of step 05 (wire.Wire, tcp_peer.TcpPeer) for what must be exact: resets for
   closed ports, segments with bad checksums ignored, a full connection table refusing one more.
 """
 import random
@@ -15,16 +15,20 @@ import socket
 import time
 
 import echo_client
-import net
+import lossy
+import nic
+import shell
+from frames import ACK, PSH, RST, SYN, describe_frame
 from gradelib import TestFailure, check, fail, test
-from net import ACK, PSH, RST, SYN, TcpPeer, WireSession
+from tcp_peer import TcpPeer
+from wire import WireSession
 
 ECHO_PORT, DISCARD_PORT = 7, 9
 KiB, MiB = 1 << 10, 1 << 20
 KERNEL_ADDRESS = "10.0.2.15"  # the kernel's default; the namespace is the gateway 10.0.2.2
 LOSS, DUPLICATE, REORDER = 0.20, 0.05, 0.10
 LOSSY_SEED = "ringzero-06"
-# Linux retransmits at least every second (net.PEER_SYSCTLS) and the kernel's backoff should
+# Linux retransmits at least every second (lossy.PEER_SYSCTLS) and the kernel's backoff should
 # stop at a minute (Linux without the cap: two), so 150 s without a byte moving means stuck.
 LOSSY_STALL = 150
 
@@ -57,7 +61,7 @@ def discard_service(m):
             back = s.recv(65536)
         except TimeoutError:
             fail("discard did not close the connection after the client did")
-    net.require_running(m, "the end of the discard transfer")
+    shell.require_running(m, "the end of the discard transfer")
     check(back == b"", f"discard sent {len(back)} bytes back; it must send none, and close")
 
 
@@ -69,8 +73,8 @@ def boot_forwarded(m, guest_port, attempts=3):
     Without that, slirp's first forwarded SYN waits on an ARP exchange it does not resume:
     the connection starts only when slirp sends the SYN again, 6 s later."""
     for attempt in range(attempts):
-        port = net.free_port()
-        net.boot_with_console(m, extra_args=net.user_nic([(port, guest_port)]))
+        port = nic.free_port()
+        shell.boot_with_console(m, extra_args=nic.user_nic([(port, guest_port)]))
         try:
             m.expect(r"^ready$")
             return port
@@ -84,7 +88,7 @@ def run_echo(m, port, clients, size):
     seed = random.randrange(1 << 32)
     left = m.deadline - time.monotonic() - 5
     result = echo_client.run_clients("127.0.0.1", port, clients, size, seed, left, ramp=True)
-    net.require_running(m, "the end of the echo transfer")
+    shell.require_running(m, "the end of the echo transfer")
     failures = result["failures"]
     check(result["ok"], f"{len(failures)} of {clients} echo clients failed: " +
           "; ".join(failures[:3]))
@@ -100,8 +104,8 @@ def echo_lossy_wire(m):
     come back exactly. The relay's own counts show it really was that bad."""
     trace = m.run.log_dir / "06_echo_lossy_wire.frames.txt"
     trace.unlink(missing_ok=True)
-    with net.Namespace() as namespace, \
-            net.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
+    with lossy.Namespace() as namespace, \
+            lossy.LossyRelay(m, namespace.open_tap(), seed=LOSSY_SEED) as relay:
         namespace.tune_tcp_peer()
         m.boot(cmdline="noping", extra_args=relay.nic_args())
         m.expect(r"^ready$")
@@ -113,7 +117,7 @@ def echo_lossy_wire(m):
                                            stall=LOSSY_STALL)
         seconds = time.monotonic() - started
         relay.set_faults()
-        net.require_running(m, "the end of the lossy transfer")
+        shell.require_running(m, "the end of the lossy transfer")
         check(relay.error is None, f"grader error: the relay failed: {relay.error}")
         wire = relay_summary(relay.statistics())
         if not result["ok"]:
@@ -181,11 +185,11 @@ def bad_checksum_ignored(m):
 
     peer = TcpPeer(s, ECHO_PORT)
     peer.connect()
-    before, _ = net.tcp_status(m)
+    before, _ = shell.tcp_status(m)
     data = random.randbytes(100)
     peer.send(ACK | PSH, payload=data, sequence=peer.snd_nxt, bad_checksum=True)
     fence_tcp(s, "a data segment with a bad checksum")
-    after, _ = net.tcp_status(m)
+    after, _ = shell.tcp_status(m)
     check(after.get("bad_checksum", 0) - before.get("bad_checksum", 0) == 1,
           f"`tcp` bad_checksum went from {before.get('bad_checksum')} to "
           f"{after.get('bad_checksum')} for one bad segment")
@@ -204,7 +208,7 @@ def connection_table_full(m):
     s = WireSession(m)
     s.boot()
     s.introduce()
-    counters, capacity = net.tcp_status(m)
+    counters, capacity = shell.tcp_status(m)
     check(counters["connections"] == 0 and 1 <= capacity <= 1024,
           f"`tcp` shows connections={counters['connections']}/{capacity} at boot")
     rng = random.Random()
@@ -212,7 +216,7 @@ def connection_table_full(m):
     peers = [TcpPeer(s, ECHO_PORT, port, rng) for port in ports[:capacity]]
     for peer in peers:
         peer.connect()
-    counters, _ = net.tcp_status(m)
+    counters, _ = shell.tcp_status(m)
     check(counters["connections"] == capacity, f"{capacity} connections are open, `tcp` "
           f"counts {counters['connections']}")
 
@@ -242,14 +246,14 @@ def fence_tcp(s, after):
     s.wire.receive(s.echo_reply_to(identifier, sequence), 5, f"echo reply after {after}")
     late = s.wire.quiet_for(0.5)
     sent = s.wire.received + late
-    check(not sent, f"the kernel answered {after}: " + ", ".join(map(net.describe_frame, sent)))
+    check(not sent, f"the kernel answered {after}: " + ", ".join(map(describe_frame, sent)))
 
 
 def wait_for_connections(m, count, seconds=5):
     """Type `tcp` until it shows `count` connections (closing takes a round trip)."""
     until = time.monotonic() + seconds * m.run.timeout_scale
     while True:
-        counters, _ = net.tcp_status(m)
+        counters, _ = shell.tcp_status(m)
         if counters["connections"] == count or time.monotonic() > until:
             break
         time.sleep(0.2)

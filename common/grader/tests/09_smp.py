@@ -20,7 +20,7 @@ import time
 
 import http_clients as hc
 import inference
-import net
+import nic
 from gradelib import check, test
 
 CPU_COUNTS = (1, 2, 4, 8)
@@ -35,9 +35,9 @@ ODD_SHAPE = inference.Checkpoint(dim=36, hidden_dim=100, n_layers=2, n_heads=6, 
 
 def boot(m, cpus, iso=None):
     """Boot with `cpus` virtual CPUs and the HTTP port forwarded; returns the Server."""
-    port = net.free_port()
+    port = nic.free_port()
     m.boot(iso=iso, extra_args=["-smp", str(cpus),
-                                *net.user_nic(forwards=[(port, hc.GUEST_PORT)])])
+                                *nic.user_nic(forwards=[(port, hc.GUEST_PORT)])])
     m.expect(r"^ready$")
     return hc.Server(m, port)
 
