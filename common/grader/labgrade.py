@@ -47,19 +47,19 @@ def stubbed_lab_files(step, lab, work):
 
 
 def compose(step, lab, student, work, stubbed=()):
-    """work/src: the pristine step, the student's lab files, and stubs for those in stubbed."""
+    """work/src: the pristine step, the student's lab files, and stubs for those in stubbed
+    and for those the student did not hand in (never the pristine copy's own)."""
     source = work / "src"
     if source.exists():
         shutil.rmtree(source)
     shutil.copytree(pristine_dir(step), source, ignore=shutil.ignore_patterns(labs.LAB_FILE))
     for name in labs.SUPPORT:
         shutil.copy(labs.HERE / name, source / name)
-    stubs = stubbed_lab_files(step, lab, work) if stubbed else None
+    missing = [name for name in lab.files if not (Path(student) / name).is_file()]
+    stubs = stubbed_lab_files(step, lab, work) if stubbed or missing else None
     for name in lab.files:
-        mine = Path(student) / name
-        origin = stubs / name if name in stubbed else mine
-        if origin.is_file():
-            shutil.copy(origin, source / name)
+        origin = stubs / name if name in stubbed or name in missing else Path(student) / name
+        shutil.copy(origin, source / name)
     return source
 
 
