@@ -65,6 +65,12 @@ void idt_init(void)
     __asm__ volatile("lidt %0" : : "m"(pointer));
 }
 
+/* For the vectors interrupts.c installs: the device lines (stubs in isr.S). */
+void idt_set_handler(int vector, void (*entry)(void))
+{
+    set_gate(vector, (uint64_t)entry);
+}
+
 static void print_registers(const struct trap_frame *f)
 {
     kprintf("  RIP=0x%016lx RSP=0x%016lx RBP=0x%016lx RFLAGS=0x%016lx\n",

@@ -7,6 +7,7 @@
 #include "arp.h"
 #include "e1000.h"
 #include "icmp.h"
+#include "interrupts.h"
 #include "kprintf.h"
 #include "net.h"
 #include "serial.h"
@@ -37,6 +38,12 @@ static void run_arp(const char *argument)
     arp_print_cache();
 }
 
+static void run_irq(const char *argument)
+{
+    (void)argument;
+    interrupts_print();
+}
+
 static void run_ping(const char *argument)
 {
     static uint16_t sequence;
@@ -55,6 +62,7 @@ static const struct command commands[] = {
     { "help", "list the commands", run_help },
     { "net", "network and NIC counters", run_net },
     { "arp", "the ARP cache", run_arp },
+    { "irq", "interrupts per line, and time halted", run_irq },
     { "ping", "ping A.B.C.D: send an ICMP echo request", run_ping },
 };
 

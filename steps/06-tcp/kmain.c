@@ -11,6 +11,7 @@
 #include "heap.h"
 #include "icmp.h"
 #include "idt.h"
+#include "interrupts.h"
 #include "kprintf.h"
 #include "ktest.h"
 #include "memory_map.h"
@@ -19,6 +20,7 @@
 #include "net.h"
 #include "paging.h"
 #include "pci.h"
+#include "serial.h"
 #include "services.h"
 #include "shell.h"
 #include "panic.h"
@@ -40,6 +42,12 @@ static void ping_gateway(void)
         kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
 }
 
+/* Asked with interrupts off, just before halting: has a device brought in work meanwhile? */
+static bool work_waiting(void)
+{
+    return net_frame_waiting() || serial_has_input() || tcp_work_waiting();
+}
+
 void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
 {
     console_init();
@@ -52,6 +60,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     multiboot2_init(multiboot_info);
     cmdline_init(multiboot2_cmdline());
     kprintf("cmdline: %s\n", cmdline_text());
+    interrupts_init();
     memory_map_init();
     frames_init();
     paging_map_all_ram();
@@ -69,11 +78,13 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     if (!cmdline_has("noping"))
         ping_gateway();
     services_init();
+    serial_enable_receive_interrupt();
     kprintf("ready\n");
     for (;;) {
         net_poll();
         services_poll();
         tcp_poll(clock_ms());
         shell_poll();
+        wait_for_interrupt(work_waiting);
     }
 }

@@ -14,6 +14,7 @@
 #include "icmp.h"
 #include "idt.h"
 #include "infer.h"
+#include "interrupts.h"
 #include "kprintf.h"
 #include "ktest.h"
 #include "memory_map.h"
@@ -23,6 +24,7 @@
 #include "paging.h"
 #include "pci.h"
 #include "rtc.h"
+#include "serial.h"
 #include "services.h"
 #include "shell.h"
 #include "panic.h"
@@ -45,6 +47,13 @@ static void ping_gateway(void)
         kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
 }
 
+/* Asked with interrupts off, just before halting: has a device brought in work meanwhile? */
+static bool work_waiting(void)
+{
+    return net_frame_waiting() || serial_has_input() || tcp_work_waiting() ||
+           http_server_work_waiting();
+}
+
 void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
 {
     console_init();
@@ -57,6 +66,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     multiboot2_init(multiboot_info);
     cmdline_init(multiboot2_cmdline());
     kprintf("cmdline: %s\n", cmdline_text());
+    interrupts_init();
     memory_map_init();
     frames_init();
     paging_map_all_ram();
@@ -77,6 +87,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     services_init();
     rtc_init();
     http_server_start(HTTP_PORT, api_handle);
+    serial_enable_receive_interrupt();
     kprintf("ready\n");
     for (;;) {
         net_poll();
@@ -84,5 +95,6 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
         http_server_poll(clock_ms());
         tcp_poll(clock_ms());
         shell_poll();
+        wait_for_interrupt(work_waiting);
     }
 }
