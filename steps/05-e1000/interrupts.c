@@ -70,18 +70,14 @@ void interrupt_dispatch(struct trap_frame *frame)
 
 /*
  * The race: work that arrives after work_waiting() said "none" but before the HLT would be
- * slept through. Interrupts are off during the check, so its interrupt stays pending; STI
- * enables them only after the next instruction, so it is taken inside the HLT and ends it.
+ * slept through. Interrupts are off during the check, so its interrupt stays pending until
+ * halt_until_interrupt (x86.h) enables them, and then it ends the HLT at once.
  */
 void wait_for_interrupt(bool (*work_waiting)(void))
 {
-    uint64_t start;
-
     if (never_halt || work_waiting())
         return;
-    start = rdtsc();
-    __asm__ volatile("sti; hlt; cli" : : : "memory");
-    halted_tsc += rdtsc() - start;
+    halted_tsc += halt_until_interrupt();
 }
 
 /* The shell's `irq`: how often each line interrupted, and how much of the time the CPU slept. */

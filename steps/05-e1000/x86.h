@@ -68,3 +68,16 @@ static inline uint64_t rdtsc(void)
     __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
     return (uint64_t)high << 32 | low;
 }
+
+/*
+ * Halt until an interrupt, with interrupts enabled for the HLT alone; returns the TSC ticks
+ * spent halted. STI takes effect only after the next instruction, so an interrupt already
+ * pending is taken inside the HLT, ending it at once, instead of just before it and lost.
+ */
+static inline uint64_t halt_until_interrupt(void)
+{
+    uint64_t start = rdtsc();
+
+    __asm__ volatile("sti; hlt; cli" : : : "memory");
+    return rdtsc() - start;
+}

@@ -26,7 +26,6 @@
 #define SPEAKER_ENABLE    0x02
 #define SPEAKER_OUT2      0x20
 #define CALIBRATION_MS    20
-#define TIMER_LINE        0
 /* Often enough for TCP's shortest timeout (200 ms); rarely enough to cost an idle CPU nothing. */
 #define TICK_HZ           100
 

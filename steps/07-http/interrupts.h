@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include "idt.h"
 
+/* The timer's line: the PIT's on the 8259. */
+#define TIMER_LINE 0
+
 void interrupts_init(void);
 /* Route a device line (0-15) to handler, which must make the device drop the line. */
 void interrupt_register(uint8_t line, const char *name, void (*handler)(void));

@@ -21,6 +21,10 @@ enum apic_register {
     APIC_SPURIOUS = 0xF0,
     APIC_ICR_LOW = 0x300,
     APIC_ICR_HIGH = 0x310,
+    APIC_LVT_TIMER = 0x320,
+    APIC_TIMER_INITIAL = 0x380,
+    APIC_TIMER_CURRENT = 0x390,
+    APIC_TIMER_DIVIDE = 0x3E0,
 };
 
 #define SPURIOUS_APIC_ENABLE (1u << 8)
@@ -31,8 +35,10 @@ enum apic_register {
 #define ICR_ALL_EXCLUDING_SELF (3u << 18)
 #define ICR_DESTINATION_SHIFT 24
 #define STARTUP_PAGE_SHIFT 12
-#define PIC_MASTER_DATA 0x21
-#define PIC_SLAVE_DATA 0xA1
+#define LVT_MASKED (1u << 16)
+#define TIMER_PERIODIC (1u << 17)
+#define TIMER_DIVIDE_BY_16 0x3
+#define TIMER_COUNT_MAX 0xFFFFFFFFu
 
 static volatile uint32_t *registers;
 /* isr.S's wake-up handler writes here to signal end of interrupt. */
@@ -95,14 +101,37 @@ void apic_send_startup(uint32_t apic_id, uint64_t start_address)
     send_ipi(apic_id, ICR_STARTUP | (uint32_t)(start_address >> STARTUP_PAGE_SHIFT));
 }
 
-/* The PC's two 8259 interrupt controllers, which deliver to the BSP through its local APIC. */
-void apic_mask_8259s(void)
-{
-    outb(PIC_MASTER_DATA, 0xFF);
-    outb(PIC_SLAVE_DATA, 0xFF);
-}
-
 void apic_send_wakeup_to_others(void)
 {
     send_ipi(0, ICR_ALL_EXCLUDING_SELF | APIC_WAKEUP_VECTOR);
+}
+
+void apic_end_of_interrupt(void)
+{
+    *lapic_eoi_register = 0;
+}
+
+/*
+ * The timer counts down at the bus clock divided by 16, a rate nothing tells us. Calibration:
+ * start it counting from the top with its interrupt masked, let the caller wait a known time,
+ * and see how far it got.
+ */
+void apic_timer_start_counting(void)
+{
+    write_register(APIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    write_register(APIC_LVT_TIMER, LVT_MASKED);
+    write_register(APIC_TIMER_INITIAL, TIMER_COUNT_MAX);
+}
+
+uint32_t apic_timer_counted(void)
+{
+    return TIMER_COUNT_MAX - read_register(APIC_TIMER_CURRENT);
+}
+
+/* Interrupt on vector every `count` counts, over and over. */
+void apic_timer_start_periodic(uint8_t vector, uint32_t count)
+{
+    write_register(APIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    write_register(APIC_LVT_TIMER, TIMER_PERIODIC | vector);
+    write_register(APIC_TIMER_INITIAL, count);
 }

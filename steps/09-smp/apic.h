@@ -14,4 +14,7 @@ uint32_t apic_id(void);
 void apic_send_init(uint32_t apic_id);
 void apic_send_startup(uint32_t apic_id, uint64_t start_address);
 void apic_send_wakeup_to_others(void);
-void apic_mask_8259s(void);
+void apic_end_of_interrupt(void);
+void apic_timer_start_counting(void);
+uint32_t apic_timer_counted(void);
+void apic_timer_start_periodic(uint8_t vector, uint32_t count);

@@ -3,6 +3,10 @@
  * counter ticks at a fixed rate on every CPU QEMU emulates, but nothing tells us that rate, so
  * measure it once against a clock whose rate is known: channel 2 of the 8254 PIT, which counts
  * down at 1.193182 MHz.
+ *
+ * Reading the TSC tells the time but wakes nobody: a halted CPU needs an interrupt to notice
+ * that a timeout has passed. With several CPUs, each has a timer of its own in its local APIC
+ * (smp.c starts them), so the PIT is only the ruler.
  */
 #include <stdint.h>
 #include "clock.h"
@@ -54,6 +58,11 @@ void clock_init(void)
 uint64_t clock_ms(void)
 {
     return (rdtsc() - boot_tsc) / tsc_per_ms;
+}
+
+uint64_t clock_tsc_to_ms(uint64_t ticks)
+{
+    return ticks / tsc_per_ms;
 }
 
 uint64_t clock_us_to_tsc(uint64_t microseconds)

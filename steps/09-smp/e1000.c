@@ -4,14 +4,15 @@
  * The card moves frames by DMA through two rings of descriptors in our memory. For receive we
  * give it empty buffers and it fills them, setting DD ("descriptor done") in each; for transmit
  * we fill buffers and it sends them, again reporting DD. Head and tail registers divide each
- * ring between the card (from head up to tail) and the driver (the rest). No interrupts: the
- * kernel polls the rings.
+ * ring between the card (from head up to tail) and the driver (the rest). The kernel polls
+ * the rings; the card's interrupt only wakes a halted CPU to do so.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "e1000.h"
 #include "frames.h"
+#include "interrupts.h"
 #include "kprintf.h"
 #include "net.h"
 #include "panic.h"
@@ -24,7 +25,8 @@
 /* Register offsets in BAR0 (82540EM manual, section 13). */
 enum {
     REG_CTRL = 0x0000, REG_STATUS = 0x0008, REG_EERD = 0x0014, REG_ICR = 0x00C0,
-    REG_IMC = 0x00D8, REG_RCTL = 0x0100, REG_TCTL = 0x0400, REG_TIPG = 0x0410,
+    REG_ITR = 0x00C4, REG_IMS = 0x00D0, REG_IMC = 0x00D8, REG_RCTL = 0x0100, REG_TCTL = 0x0400,
+    REG_TIPG = 0x0410, REG_RDTR = 0x2820,
     REG_RDBAL = 0x2800, REG_RDBAH = 0x2804, REG_RDLEN = 0x2808, REG_RDH = 0x2810,
     REG_RDT = 0x2818, REG_TDBAL = 0x3800, REG_TDBAH = 0x3804, REG_TDLEN = 0x3808,
     REG_TDH = 0x3810, REG_TDT = 0x3818, REG_MTA = 0x5200, REG_RAL = 0x5400, REG_RAH = 0x5404,
@@ -48,6 +50,12 @@ enum {
 #define TCTL_COLD  (0x40u << 12)       /* collision distance for full duplex */
 #define TIPG_82540 0x0060200A          /* inter-packet gap: IPGT 10, IPGR1 8, IPGR2 6 */
 #define RAH_VALID  (1u << 31)
+/* Interrupt causes (ICR, IMS): link change, few free receive buffers, overrun, frame received. */
+#define INT_LSC    (1u << 2)
+#define INT_RXDMT0 (1u << 4)
+#define INT_RXO    (1u << 6)
+#define INT_RXT0   (1u << 7)
+
 #define TX_CMD_EOP  (1u << 0)          /* end of packet */
 #define TX_CMD_IFCS (1u << 1)          /* insert the Ethernet CRC */
 #define TX_CMD_RS   (1u << 3)          /* report status: set DD when sent */
@@ -204,6 +212,11 @@ static size_t receive(void *buffer, size_t size)
     }
 }
 
+static bool frame_waiting(void)
+{
+    return rx_ring[rx_next].status & DESC_DD;
+}
+
 /*
  * Waits while the ring is full: the card empties it at line rate, so this is brief. One slot
  * always stays empty: a tail that caught up with the head would read as an empty ring, and the
@@ -241,6 +254,32 @@ static void print_link(void)
         kprintf("e1000: %s link down\n", mac);
 }
 
+/*
+ * Reading ICR returns the causes and clears them, which drops the card's interrupt line: all
+ * the handler must do. The frames themselves wait in the ring for the main loop.
+ */
+static void acknowledge_interrupt(void)
+{
+    read_register(REG_ICR);
+}
+
+/*
+ * IMS unmasks the causes we want (IMC, in reset, masked them all). RDTR and ITR could delay
+ * and throttle the interrupt to batch frames; zero asks for neither, because the card only
+ * interrupts an idle CPU here, and under load the main loop polls with interrupts off.
+ */
+static void enable_interrupts(const struct pci_device *device)
+{
+    if (device->interrupt_line >= 16) {
+        kprintf("e1000: no interrupt line; the timer will wake the CPU to poll\n");
+        return;
+    }
+    interrupt_register(device->interrupt_line, "e1000", acknowledge_interrupt);
+    write_register(REG_RDTR, 0);
+    write_register(REG_ITR, 0);
+    write_register(REG_IMS, INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_LSC);
+}
+
 static void probe(struct pci_device *device)
 {
     struct pci_bar *bar = &device->bars[0];
@@ -255,11 +294,13 @@ static void probe(struct pci_device *device)
     nic.name = "e1000";
     nic.transmit = transmit;
     nic.receive = receive;
+    nic.frame_waiting = frame_waiting;
     pci_enable_bus_mastering(device);
     reset();
     read_mac_address();
     init_receive();
     init_transmit();
+    enable_interrupts(device);
     print_link();
     net_attach(&nic);
 }

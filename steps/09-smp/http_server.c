@@ -466,6 +466,17 @@ void http_server_start(uint16_t port, http_handler request_handler)
         kprintf("http: listening on port %u\n", port);
 }
 
+/* A producer with room to write is work: the main loop must come round again, not halt. */
+bool http_server_work_waiting(void)
+{
+    for (int i = 0; i < MAX_CONNECTIONS + OVERFLOW_SLOTS; i++) {
+        const struct http_connection *c = &connections[i];
+        if (c->in_use && c->producer && pending_output(c) < OUTPUT_HIGH_WATER)
+            return true;
+    }
+    return false;
+}
+
 void http_server_poll(uint64_t now)
 {
     now_ms = now;

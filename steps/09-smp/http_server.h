@@ -29,6 +29,7 @@ typedef bool (*http_producer)(struct http_connection *connection, void *state);
 
 void http_server_start(uint16_t port, http_handler handler);
 void http_server_poll(uint64_t now_ms);
+bool http_server_work_waiting(void);
 
 void http_reply(struct http_connection *connection, int status, const char *content_type,
                 const void *body, size_t length, const char *extra_headers);

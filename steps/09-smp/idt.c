@@ -72,7 +72,8 @@ void idt_load(void)
     __asm__ volatile("lidt %0" : : "m"(pointer));
 }
 
-/* For the vectors smp.c installs: the APIC wake-up and spurious interrupts (stubs in isr.S). */
+/* For the vectors interrupts.c and smp.c install: the device lines, and the APIC wake-up and
+ * spurious interrupts (stubs in isr.S). */
 void idt_set_handler(int vector, void (*entry)(void))
 {
     set_gate(vector, (uint64_t)entry);

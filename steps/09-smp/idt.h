@@ -2,7 +2,7 @@
 
 #include <stdint.h>
 
-/* What isr.S saves on the stack, in memory order, before calling exception_handler. */
+/* What isr.S saves on the stack, in memory order, before calling into C. */
 struct trap_frame {
     uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
     uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;

@@ -1,7 +1,7 @@
 /*
- * Entry points for the 32 CPU exceptions. Some exceptions push an error code and some do not;
- * each stub pushes a zero where the CPU did not, then the vector number, so every exception
- * reaches exception_handler with the same struct trap_frame layout (idt.h).
+ * Entry points for the 32 CPU exceptions and the 16 device interrupt lines. Some exceptions
+ * push an error code and some do not; each stub pushes a zero where the CPU did not, then the
+ * vector number, so every entry reaches C with the same struct trap_frame layout (idt.h).
  */
 .macro exception_without_error_code vector
 exception_entry_\vector:
@@ -16,15 +16,15 @@ exception_entry_\vector:
     jmp exception_common
 .endm
 
-    .text
-.irp vector, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
-    exception_without_error_code \vector
-.endr
-.irp vector, 8,10,11,12,13,14,17,21,29,30
-    exception_with_error_code \vector
-.endr
+.macro interrupt line
+interrupt_entry_\line:
+    pushq $0
+    pushq $(32 + \line)
+    jmp interrupt_common
+.endm
 
-exception_common:
+/* Save every register, call a C function with the trap frame, restore, and return. */
+.macro call_with_trap_frame function
     push %rax
     push %rbx
     push %rcx
@@ -43,7 +43,7 @@ exception_common:
     mov %rsp, %rdi
     /* The C calling convention expects the direction flag clear. */
     cld
-    call exception_handler
+    call \function
     pop %r15
     pop %r14
     pop %r13
@@ -62,6 +62,24 @@ exception_common:
     /* Drop the vector number and the error code. */
     add $16, %rsp
     iretq
+.endm
+
+    .text
+.irp vector, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
+    exception_without_error_code \vector
+.endr
+.irp vector, 8,10,11,12,13,14,17,21,29,30
+    exception_with_error_code \vector
+.endr
+.irp line, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    interrupt \line
+.endr
+
+exception_common:
+    call_with_trap_frame exception_handler
+
+interrupt_common:
+    call_with_trap_frame interrupt_dispatch
 
     .section .rodata
     .balign 8
@@ -69,6 +87,11 @@ exception_common:
 exception_entries:
 .irp vector, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad exception_entry_\vector
+.endr
+    .global interrupt_entries
+interrupt_entries:
+.irp line, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    .quad interrupt_entry_\line
 .endr
 
 /*

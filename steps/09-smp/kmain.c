@@ -16,6 +16,8 @@
 #include "icmp.h"
 #include "idt.h"
 #include "infer.h"
+#include "interrupts.h"
+#include "ioapic.h"
 #include "kprintf.h"
 #include "ktest.h"
 #include "memory_map.h"
@@ -26,6 +28,7 @@
 #include "percpu.h"
 #include "pci.h"
 #include "rtc.h"
+#include "serial.h"
 #include "services.h"
 #include "shell.h"
 #include "smp.h"
@@ -50,6 +53,13 @@ static void ping_gateway(void)
         kprintf("ping %s: no reply within %d ms\n", gateway, PING_TIMEOUT_MS);
 }
 
+/* Asked with interrupts off, just before halting: has a device brought in work meanwhile? */
+static bool work_waiting(void)
+{
+    return net_frame_waiting() || serial_has_input() || tcp_work_waiting() ||
+           http_server_work_waiting();
+}
+
 void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
 {
     percpu_init_boot_cpu();
@@ -64,6 +74,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     multiboot2_init(multiboot_info);
     cmdline_init(multiboot2_cmdline());
     kprintf("cmdline: %s\n", cmdline_text());
+    interrupts_init();
     memory_map_init();
     frames_init();
     paging_map_all_ram();
@@ -72,6 +83,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     infer_init();
     clock_init();
     acpi_init();
+    ioapic_init();
     smp_init();
     smp_selftest_run();
     pci_init();
@@ -87,6 +99,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     services_init();
     rtc_init();
     http_server_start(HTTP_PORT, api_handle);
+    serial_enable_receive_interrupt();
     kprintf("ready\n");
     for (;;) {
         net_poll();
@@ -94,5 +107,6 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
         http_server_poll(clock_ms());
         tcp_poll(clock_ms());
         shell_poll();
+        wait_for_interrupt(work_waiting);
     }
 }

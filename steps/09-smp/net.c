@@ -68,6 +68,11 @@ void net_configure(void)
     kprintf("net: %s netmask %s via %s\n", text[0], text[1], text[2]);
 }
 
+bool net_frame_waiting(void)
+{
+    return nic && nic->frame_waiting();
+}
+
 size_t net_receive_frame(void *buffer, size_t size)
 {
     return nic ? nic->receive(buffer, size) : 0;

@@ -22,6 +22,8 @@ struct nic {
     bool (*transmit)(const void *frame, size_t length);
     /* Copy the next received frame into buffer; 0 when there is none. */
     size_t (*receive)(void *buffer, size_t size);
+    /* Is a received frame waiting? The main loop asks before it halts. */
+    bool (*frame_waiting)(void);
 };
 
 struct ethernet_header {
@@ -53,10 +55,11 @@ bool net_ready(void);
 void net_configure(void);
 const struct net_config *net_config(void);
 const uint8_t *net_mac(void);
-/* net_input.c: every frame the NIC has received goes to its protocol; then ARP's timers. */
+/* net_input.c: the frames the NIC has received go to their protocols; then ARP's timers. */
 void net_poll(void);
 /* Poll until done(context) holds (true), or for timeout_ms (false): a wait for an answer. */
 bool net_poll_until(bool (*done)(const void *context), const void *context, uint64_t timeout_ms);
+bool net_frame_waiting(void);
 /* The next frame the NIC has received, copied into buffer; 0 when there is none. */
 size_t net_receive_frame(void *buffer, size_t size);
 bool net_send_ethernet(const uint8_t *destination, uint16_t ethertype, const void *payload,

@@ -8,9 +8,13 @@
 #include <stdint.h>
 #include "arp.h"
 #include "clock.h"
+#include "interrupts.h"
 #include "ipv4.h"
 #include "net.h"
 #include "string.h"
+
+/* Frames per poll: a flood must not keep the main loop from its timers and other work. */
+#define POLL_BUDGET 64
 
 static bool addressed_to_us(const struct ethernet_header *header)
 {
@@ -50,7 +54,7 @@ void net_poll(void)
 
     if (!net_ready())
         return;
-    while ((length = net_receive_frame(frame, sizeof(frame))) > 0)
+    for (int i = 0; i < POLL_BUDGET && (length = net_receive_frame(frame, sizeof(frame))); i++)
         receive_frame(frame, length);
     arp_poll();
 }
@@ -63,6 +67,7 @@ bool net_poll_until(bool (*done)(const void *context), const void *context, uint
         net_poll();
         if (done(context))
             return true;
+        wait_for_interrupt(net_frame_waiting);
     }
     return false;
 }

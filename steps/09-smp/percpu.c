@@ -11,6 +11,7 @@ static struct cpu cpus[ACPI_MAX_CPUS];
 void percpu_enter(struct cpu *cpu)
 {
     cpu->self = cpu;
+    cpu->started_tsc = rdtsc();
     wrmsr(MSR_GS_BASE, (uint64_t)cpu);
 }
 

@@ -16,6 +16,8 @@ struct cpu {
     uint32_t apic_id;
     uint64_t stack_top;    /* 0 for the boot processor, which keeps boot.S's stack */
     atomic_bool online;
+    uint64_t started_tsc;  /* when it entered the kernel */
+    uint64_t halted_tsc;   /* time spent in HLT since, for the shell's `irq` */
 } __attribute__((aligned(64)));
 
 static inline struct cpu *this_cpu(void)

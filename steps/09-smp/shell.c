@@ -7,6 +7,7 @@
 #include "arp.h"
 #include "e1000.h"
 #include "icmp.h"
+#include "interrupts.h"
 #include "kprintf.h"
 #include "net.h"
 #include "serial.h"
@@ -44,6 +45,12 @@ static void run_tcp(const char *argument)
     tcp_print_status();
 }
 
+static void run_irq(const char *argument)
+{
+    (void)argument;
+    interrupts_print();
+}
+
 static void run_ping(const char *argument)
 {
     static uint16_t sequence;
@@ -63,6 +70,7 @@ static const struct command commands[] = {
     { "net", "network and NIC counters", run_net },
     { "arp", "the ARP cache", run_arp },
     { "tcp", "TCP counters and connections", run_tcp },
+    { "irq", "interrupts per line, and time halted", run_irq },
     { "ping", "ping A.B.C.D: send an ICMP echo request", run_ping },
 };
 

@@ -4,7 +4,7 @@
  * The boot processor (BSP) starts each AP the MADT lists, one at a time, with the sequence the
  * Intel MP specification gives: INIT, wait 10 ms, STARTUP, wait 200 us, STARTUP again if the
  * AP has not answered. The AP runs trampoline.S, reaches smp_ap_main on the stack prepared for
- * it, marks itself online, and waits for work.
+ * it, starts its local APIC timer, marks itself online, and waits for work.
  *
  * Work is one function at a time for all CPUs (smp_run). The BSP publishes it by bumping a
  * generation number, does its own share, and waits (wait.h) for the APs to finish theirs.
@@ -18,12 +18,14 @@
 #include "cpu.h"
 #include "frames.h"
 #include "idt.h"
+#include "interrupts.h"
 #include "kprintf.h"
 #include "memory_map.h"
 #include "multiboot2.h"
 #include "paging.h"
 #include "panic.h"
 #include "percpu.h"
+#include "pic.h"
 #include "smp.h"
 #include "string.h"
 #include "trampoline.h"
@@ -36,12 +38,15 @@
 #define START_TIMEOUT_US 1000000       /* generous: under TCG an AP may wait for a host core */
 #define SPIN_BEFORE_HALT_US 200
 #define APIC_REGISTERS_SIZE 0x1000
+/* Each CPU's timer: as often as the PIT ticked for one CPU in step 05. */
+#define TICK_HZ 100
 
 /* isr.S: the local APIC's two interrupts. */
 void wakeup_interrupt_entry(void);
 void spurious_interrupt_entry(void);
 
 static int online_count = 1;
+static uint32_t timer_counts_per_tick;
 
 /* The current work; written by the BSP only while no AP is reading it. */
 static struct {
@@ -58,6 +63,25 @@ int smp_cpu_count(void)
     return online_count;
 }
 
+/*
+ * Every CPU's local APIC timer counts at the same bus clock, so the BSP times its own against
+ * the TSC once, and every CPU uses the result. The timer shares vector TIMER_LINE's with the
+ * PIT of step 05: a wake-up, with nothing to do but end a HLT.
+ */
+static void calibrate_timer(void)
+{
+    apic_timer_start_counting();
+    clock_delay_us(1000000 / TICK_HZ);
+    timer_counts_per_tick = apic_timer_counted();
+    kprintf("smp: local APIC timer: %u counts per %d ms tick\n", timer_counts_per_tick,
+            1000 / TICK_HZ);
+}
+
+static void start_timer(void)
+{
+    apic_timer_start_periodic(PIC_FIRST_VECTOR + TIMER_LINE, timer_counts_per_tick);
+}
+
 /* trampoline.S calls this on the AP's own stack, with interrupts disabled. */
 __attribute__((noreturn)) void smp_ap_main(struct cpu *cpu)
 {
@@ -67,6 +91,7 @@ __attribute__((noreturn)) void smp_ap_main(struct cpu *cpu)
     idt_load();
     cpu_init_ap();
     apic_enable_local();
+    start_timer();
     atomic_store_explicit(&cpu->online, true, memory_order_release);
     for (;;) {
         seen = wait_while(&job_generation, seen);
@@ -187,19 +212,19 @@ static void start_all_aps(const struct acpi_madt_info *madt)
 }
 
 /*
- * The boot CPU's local APIC, which sends the IPIs below. Its registers must not be cached.
- * The PC's two 8259 interrupt controllers deliver to the BSP through its local APIC; nothing
- * here uses them, and a waiting CPU enables interrupts while it halts: mask every line.
+ * The boot CPU's local APIC, which sends the IPIs below and runs the boot CPU's timer. Its
+ * registers must not be cached. The 8259s stay masked (pic.c): the I/O APIC has the lines now.
  */
 static void init_local_apic(const struct acpi_madt_info *madt)
 {
-    if (madt->has_8259)
-        apic_mask_8259s();
     paging_map_uncached(madt->local_apic_address, APIC_REGISTERS_SIZE);
     idt_set_handler(APIC_WAKEUP_VECTOR, wakeup_interrupt_entry);
     idt_set_handler(APIC_SPURIOUS_VECTOR, spurious_interrupt_entry);
     apic_init(madt->local_apic_address);
     this_cpu()->apic_id = apic_id();
+    calibrate_timer();
+    interrupt_register(TIMER_LINE, "timer", NULL);
+    start_timer();
 }
 
 void smp_init(void)

@@ -33,6 +33,7 @@ struct tcp_listener {
 };
 
 struct tcp_counters tcp_counters;
+static bool burst_ran_out;   /* the last tcp_poll left segments to send */
 static struct tcp_connection connections[TCP_MAX_CONNECTIONS];
 static struct tcp_listener listeners[MAX_LISTENERS];
 /* Where the next tcp_poll starts: after the connection the last one stopped at, so that
@@ -244,6 +245,7 @@ void tcp_poll(uint64_t now_ms)
 {
     size_t first = first_to_poll;
 
+    burst_ran_out = false;
     tcp_allow_burst(SEGMENTS_PER_POLL);
     for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++) {
         size_t index = (first + i) % TCP_MAX_CONNECTIONS;
@@ -253,9 +255,15 @@ void tcp_poll(uint64_t now_ms)
         tcp_run_timers(c, now_ms);
         if (!tcp_output(c, now_ms, false)) {
             first_to_poll = (index + 1) % TCP_MAX_CONNECTIONS;
+            burst_ran_out = true;
             return;
         }
     }
+}
+
+bool tcp_work_waiting(void)
+{
+    return burst_ran_out;
 }
 
 static void print_address(uint32_t address, uint16_t port)

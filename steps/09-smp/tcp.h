@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,8 @@ void tcp_close(struct tcp_connection *connection);
 
 /* Send what is due and run the timers. now_ms is clock_ms(). */
 void tcp_poll(uint64_t now_ms);
+/* Did the last tcp_poll stop at its burst with segments still to send? Then do not halt. */
+bool tcp_work_waiting(void);
 
 /* A segment for this host, from ipv4. The addresses are in host byte order. */
 void tcp_receive(uint32_t source, uint32_t destination, const void *segment, size_t length);

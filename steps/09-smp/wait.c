@@ -2,12 +2,13 @@
  * Spin, then halt. During inference the next change to a word comes within microseconds, so a
  * wait spins first. Then it halts: a halted virtual CPU gives its host core to the CPUs that
  * have work, which matters whenever there are more virtual CPUs than host cores. The CPU that
- * ends a wait wakes the halted ones with an IPI. Interrupts are enabled only inside that HLT,
- * and only the wake-up IPI can arrive: smp.c masks the 8259s, and nothing else interrupts.
+ * ends a wait wakes the halted ones with an IPI. Interrupts are enabled only inside that HLT;
+ * besides the IPI, the CPU's timer may end it, and the wait simply looks at the word again.
  */
 #include <stdatomic.h>
 #include <stdint.h>
 #include "apic.h"
+#include "percpu.h"
 #include "wait.h"
 #include "x86.h"
 
@@ -22,15 +23,14 @@ void wait_init(uint64_t spin_tsc)
 /*
  * Counting ourselves as halted before the last look at the word pairs with wake_waiters,
  * called after a change to it: either we see the change, or the waker sees us and sends the
- * IPI. (Both sides use locked instructions, which x86 never reorders with later loads.) STI
- * takes effect only after the next instruction, so an IPI that arrives in between stays
- * pending and ends the HLT at once instead of being lost.
+ * IPI. (Both sides use locked instructions, which x86 never reorders with later loads.) An IPI
+ * that arrives between the look and the HLT stays pending and ends the HLT at once (x86.h).
  */
 static void halt_once(atomic_uint *word, unsigned value)
 {
     atomic_fetch_add(&halted_count, 1);
     if (atomic_load(word) == value)
-        __asm__ volatile("sti; hlt; cli" : : : "memory");
+        this_cpu()->halted_tsc += halt_until_interrupt();
     atomic_fetch_sub(&halted_count, 1);
 }
 
