@@ -65,8 +65,9 @@ int smp_cpu_count(void)
 
 /*
  * Every CPU's local APIC timer counts at the same bus clock, so the BSP times its own against
- * the TSC once, and every CPU uses the result. The timer shares vector TIMER_LINE's with the
- * PIT of step 05: a wake-up, with nothing to do but end a HLT.
+ * the TSC once, and every CPU uses the result. It interrupts on the vector of the PIT's line
+ * in step 05 (TIMER_LINE), so `irq` counts it as the timer; like the PIT's, its interrupt has
+ * nothing to do but end a HLT.
  */
 static void calibrate_timer(void)
 {
