@@ -1,7 +1,7 @@
 """shell: the kernel's serial shell, as the network tests (step 05 on) use it.
 
-Typing into the shell (gradelib's send()), reading its `net` and `tcp` counters and what changed
-in them, and failing with QEMU's exit reason when the machine is gone.
+Typing into the shell (gradelib's send()), reading its `net`, `tcp` and `irq` counters and what
+changed in them, and failing with QEMU's exit reason when the machine is gone.
 """
 import re
 
@@ -41,6 +41,31 @@ def tcp_status(m):
     counters = parse_counters(line[3])
     counters["connections"] = int(line[1])
     return counters, int(line[2])
+
+
+IRQ_LINE = r"^irq (\S+) vector (\d+) (\w+): (\d+)$"
+CPU_LINE = r"^cpu (\d+): halted (\d+) ms, awake (\d+) ms$"
+
+
+def irq_status(m):
+    """Type `irq`; return {"lines": {name: count}, "spurious": n, "cpus": {cpu: (halted_ms,
+    awake_ms)}}. Lines are keyed by the device's name (timer, serial, e1000), not by number,
+    so a timer on another line (the local APIC's) still reads as "timer"."""
+    type_line(m, "irq")
+    spurious = m.expect(r"^irq spurious: (\d+)$", timeout=10)
+    # The device lines come between the shell's echo of the command and `irq spurious`.
+    before = m.output[:spurious.start()]
+    block = before[before.rfind("\nirq\n") + 1:]
+    counts = {match[3]: int(match[4]) for match in re.finditer(IRQ_LINE, block, re.MULTILINE)}
+    first = m.expect(CPU_LINE, timeout=10)
+    cpus = {int(first[1]): (int(first[2]), int(first[3]))}
+    # Further CPUs' lines (step 09) follow at once; take those that are already in.
+    for line in m.output[m.consumed:].split("\n")[:-1]:
+        match = re.match(CPU_LINE, line)
+        if not match:
+            break
+        cpus[int(match[1])] = (int(match[2]), int(match[3]))
+    return {"lines": counts, "spurious": int(spurious[1]), "cpus": cpus}
 
 
 def counter_changes(before, after):

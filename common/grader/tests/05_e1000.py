@@ -32,7 +32,10 @@ ECHO_SIZES = (0, 1, 56, 1000, 1472)
 E1000_IDS = (0x8086, 0x100E)
 IPV4_LINE = r"(\d+\.\d+\.\d+\.\d+)"
 FLAG_MORE_FRAGMENTS, FRAGMENT_OFFSET = 0x2000, 0x1FFF
-SHELL_COMMANDS = ("help", "net", "arp", "ping")
+SHELL_COMMANDS = ("help", "net", "arp", "irq", "ping")  # in the order `help` lists them
+# The PIT interrupts this often (clock.c); the idle test allows half as many ticks.
+TICK_HZ = 100
+QUIET_SECONDS = 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +276,7 @@ def broken_frame_cases(s):
 
 @test(10, "shell: help, arp and ping", timeout=45)
 def shell_commands(m):
-    """`help` lists help, net, arp and ping. `ping <peer>` sends a well-formed echo request
+    """`help` lists help, net, arp, irq and ping. `ping <peer>` sends a well-formed echo request
     (after asking for the peer's MAC) and prints the reply; `arp` then lists the peer's MAC.
     `ping` of an address off the subnet goes through the gateway's MAC. `ping` of a host
     that never answers prints that no reply came, and the kernel keeps running."""
@@ -298,6 +301,62 @@ def shell_commands(m):
     shell.type_line(m, f"ping {ip_text(silent)}")
     m.expect(rf"^ping {re.escape(ip_text(silent))}: no reply\b", timeout=10)
     answer_ping(s, s.peer, s.peer.ip)
+
+
+@test(10, "interrupts wake the kernel; idle, it halts", timeout=60)
+def idle_halts(m):
+    """On the scripted wire, where nothing arrives unasked, `irq` is read twice, a few
+    seconds apart. Meanwhile the e1000 line did not interrupt, the timer did (at least half
+    the 100 per second that the kernel's own clock, halted + awake ms, predicts), typing the
+    command raised the serial line, and the CPU was halted more than half of the time. Then
+    echo requests, one at a time, each raise the e1000 line. Last, the same kernel booted with
+    `idle=poll` never halts: its halted ms stay 0 (that is how this test would fail)."""
+    s = WireSession(m)
+    s.boot()
+    first = shell.irq_status(m)
+    m.expect_running(QUIET_SECONDS)
+    second = shell.irq_status(m)
+    for name in ("timer", "serial", "e1000"):
+        check(name in second["lines"], f"`irq` lists no {name} line: {second['lines']}")
+    grew = {name: second["lines"][name] - first["lines"].get(name, 0) for name in
+            ("timer", "serial", "e1000")}
+    halted = second["cpus"][0][0] - first["cpus"][0][0]
+    elapsed = sum(second["cpus"][0]) - sum(first["cpus"][0])
+    check(elapsed > 0, f"`irq` says cpu 0 spent {elapsed} ms between two readings "
+          f"{QUIET_SECONDS} s apart")
+    check(grew["e1000"] == 0, f"nothing arrived on the wire, yet the e1000 interrupted "
+          f"{grew['e1000']} times in {elapsed} ms")
+    ticks = TICK_HZ * elapsed / 1000
+    check(grew["timer"] >= ticks / 2, f"the timer interrupted {grew['timer']} times in "
+          f"{elapsed} ms of the kernel's own clock; at {TICK_HZ} Hz that is {ticks:.0f}, and "
+          f"at least half of them must wake the idle CPU")
+    check(grew["serial"] > 0, "typing `irq` did not raise the serial line (its count stayed "
+          f"at {second['lines']['serial']})")
+    check(halted * 2 > elapsed, f"idle, the CPU was halted {halted} ms of {elapsed} ms; "
+          f"it must sleep more than half of the time")
+
+    s.introduce()
+    before = second["lines"]["e1000"]
+    pings = 3
+    for sequence in range(pings):
+        m.expect_running(0.2)  # let the kernel go back to sleep first
+        identifier, data = random.randrange(1 << 16), random.randbytes(32)
+        s.ping(identifier, sequence, data)
+        reply = s.wire.receive(s.echo_reply_to(identifier, sequence), 5, "echo reply")
+        require_echo_reply(s, reply, identifier, sequence, data)
+    third = shell.irq_status(m)
+    check(third["lines"]["e1000"] - before >= pings, f"{pings} echo requests (and an ARP "
+          f"request) came to an idle kernel one at a time; the e1000 count went from "
+          f"{before} to {third['lines']['e1000']}")
+
+    s = WireSession(m)
+    s.boot(extra="noping idle=poll")
+    polling = [shell.irq_status(m)]
+    m.expect_running(1)
+    polling.append(shell.irq_status(m))
+    halted = [reading["cpus"][0][0] for reading in polling]
+    check(halted == [0, 0], f"booted with idle=poll the kernel must never halt, but `irq` "
+          f"says it was halted {halted[-1]} ms")
 
 
 def answer_ping(s, next_hop, destination):

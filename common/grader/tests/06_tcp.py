@@ -10,15 +10,19 @@ Three kinds of network:
 - The scripted wire of step 05 (wire.Wire, tcp_peer.TcpPeer) for what must be exact: resets for
   closed ports, segments with bad checksums ignored, a full connection table refusing one more.
 """
+import os
 import random
+import signal
 import socket
+import struct
 import time
 
 import echo_client
 import lossy
 import nic
 import shell
-from frames import ACK, PSH, RST, SYN, describe_frame
+from frames import (ACK, ETHERTYPE_IPV4, ICMP_ECHO_REQUEST, PROTOCOL_ICMP, PSH, RST, SYN,
+                    describe_frame, ethernet, icmp_echo, ipv4)
 from gradelib import TestFailure, check, fail, test
 from tcp_peer import TcpPeer
 from wire import WireSession
@@ -31,6 +35,12 @@ LOSSY_SEED = "ringzero-06"
 # Linux retransmits at least every second (lossy.PEER_SYSCTLS) and the kernel's backoff should
 # stop at a minute (Linux without the cap: two), so 150 s without a byte moving means stuck.
 LOSSY_STALL = 150
+# The kernel's first retransmission timeout is at most 1 s (RFC 6298's initial RTO; less once
+# the handshake gave a round trip); 5 s (15 s under TCG) is far more than a kernel that still
+# runs its timers needs, and far less than a flood lasts.
+FLOOD_RETRANSMIT_BOUND = 5
+# How many flood frames must have reached the kernel for the test to mean anything.
+FLOOD_MINIMUM = 500
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +246,135 @@ def connection_table_full(m):
         peer.close()
     wait_for_connections(m, 0)
     TcpPeer(s, ECHO_PORT, ports[capacity + 1], rng).connect()
+
+
+@test(15, "a flood of frames does not starve the timer", timeout=90)
+def flood_keeps_timers(m):
+    """From a process of its own the test floods the kernel, as fast as the wire takes them,
+    with frames it must drop (full-size echo requests with a wrong ICMP checksum). On an echo
+    connection it sends 100 bytes and takes the echo without acknowledging it: the kernel must
+    send the echo again (same sequence number, same bytes) within 5 s while the flood goes on,
+    because its main loop takes only so many frames per pass before it runs its timers. `net`
+    then shows that the flood did reach the kernel, and after the flood the connection
+    closes cleanly."""
+    s = WireSession(m)
+    s.boot()
+    s.introduce()
+    before = shell.net_counters(m)
+    peer = TcpPeer(s, ECHO_PORT)
+    peer.connect()
+    with Flood(s) as flood:
+        m.expect_running(1)  # the flood is under way before the data goes out
+        data = random.randbytes(100)
+        peer.send(ACK | PSH, payload=data)
+        first = first_data_segment(peer, "echo of 100 bytes sent during the flood")
+        check(first.payload == data, "the echo differs from the bytes sent")
+        again = None
+        until = time.monotonic() + FLOOD_RETRANSMIT_BOUND * m.run.timeout_scale
+        while again is None and time.monotonic() < until:
+            segment = peer.poll(max(0.0, until - time.monotonic()) / m.run.timeout_scale)
+            if segment is not None and segment.payload:
+                again = segment
+        sent = flood.stop()
+    check(again is not None, f"the test did not acknowledge the echo (seq={first.sequence}),"
+          f" and the kernel did not send it again within "
+          f"{FLOOD_RETRANSMIT_BOUND * m.run.timeout_scale:.0f}s while {sent} frames flooded "
+          f"it: a flood starves its retransmission timer")
+    check(again.sequence == first.sequence and again.payload == data,
+          f"the unacknowledged echo (seq={first.sequence}, {len(data)} bytes) came again as "
+          f"{again.describe()}")
+    counted = shell.counter_changes(before, shell.net_counters(m)).get("rx_frames", 0)
+    check(counted >= FLOOD_MINIMUM, f"grader error: only {counted} frames reached the kernel "
+          f"({sent} sent) while it was flooded; the test needs {FLOOD_MINIMUM}")
+    peer.rcv_nxt = (first.sequence + len(data)) % (1 << 32)
+    peer.send(ACK)
+    peer.close()
+
+
+def first_data_segment(peer, what):
+    """The kernel's next segment on peer's connection that carries data (pure ACKs skipped),
+    not acknowledged."""
+    while True:
+        segment = peer.receive(what, timeout=FLOOD_RETRANSMIT_BOUND)
+        check(not segment.flags & RST, f"the kernel reset the connection: {segment.describe()}")
+        if segment.payload:
+            return segment
+
+
+class Flood:
+    """A process of its own that sends frames the kernel must drop to the e1000, as fast as
+    QEMU takes them, from a socket of its own (a full queue blocks it, not the test). A
+    process, not a thread: it does not wait for the test's Python, nor the test for it.
+    self.frames is how many it sent, once it has stopped."""
+
+    def __init__(self, s):
+        # Full-size echo requests with a wrong ICMP checksum: the kernel reads all 1480 bytes
+        # to check the sum, and then drops them.
+        self.batch = []
+        for _ in range(16):
+            data = random.randbytes(1472)
+            message = icmp_echo(ICMP_ECHO_REQUEST, random.randrange(1 << 16), 0, data)
+            wrong = struct.unpack("!H", message[2:4])[0] ^ 0x5555
+            message = message[:2] + struct.pack("!H", wrong) + message[4:]
+            self.batch.append(ethernet(s.kernel.mac, s.peer.mac, ETHERTYPE_IPV4,
+                                       ipv4(s.peer.ip, s.kernel.ip, PROTOCOL_ICMP, message)))
+        self.destination = s.wire.qemu_path
+        self.frames = 0
+        self.pid = None
+
+    def _send_until_stopped(self, report):
+        """In the child: send until SIGTERM, then write the count to report and exit."""
+        stopping = []
+        for signum in (signal.SIGINT, signal.SIGHUP):  # the grader's handlers are not ours
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.settimeout(0.1)
+        sent = 0
+        try:
+            while not stopping:
+                for frame in self.batch:
+                    if stopping:
+                        break
+                    try:
+                        sender.sendto(frame, self.destination)
+                        sent += 1
+                    except (TimeoutError, BlockingIOError, InterruptedError):
+                        break
+        except OSError:
+            pass
+        os.write(report, str(sent).encode())
+        os._exit(0)
+
+    def __enter__(self):
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(read_end)
+            try:
+                self._send_until_stopped(write_end)
+            finally:
+                os._exit(1)
+        os.close(write_end)
+        self.report = read_end
+        return self
+
+    def stop(self):
+        """Stop the sender; the number of frames it sent."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGTERM)
+            os.waitpid(self.pid, 0)
+            self.frames = int(os.read(self.report, 64) or 0)
+            os.close(self.report)
+            self.pid = None
+        return self.frames
+
+    def __exit__(self, *exception):
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            os.close(self.report)
+            self.pid = None
 
 
 def fence_tcp(s, after):
