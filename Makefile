@@ -38,7 +38,8 @@ help:
 	@echo "                                EDITION=student leaves the labs' code out"
 	@echo "  make deps                   install the Debian packages the tree needs"
 	@echo "  make bench                  benchmarks: TCP echo, HTTP throughput and inference speed,"
-	@echo "                                each against a reference on the host"
+	@echo "                                each against a reference on the host; and the host CPU"
+	@echo "                                an idle kernel costs, halting and with idle=poll"
 	@echo "  make fuzz                   fuzz the HTTP parser and JSON reader (FUZZ_SECONDS=600)"
 	@echo "  make model                  train the small language model from scratch (~20 min)"
 	@echo
@@ -87,6 +88,7 @@ bench: deps-ensure
 	@$(PYTHON) common/bench.py
 	@$(PYTHON) common/bench_http.py
 	@$(PYTHON) common/bench_infer.py
+	@$(PYTHON) common/bench_idle.py
 
 # Training needs PyTorch, which make test does not: its packages are installed only here.
 model: deps-ensure

@@ -9,7 +9,9 @@ The kernel boots in QEMU (KVM when usable, else TCG; ACCEL= chooses) with a port
 then the same against a reference server on the host's loopback, measured in the same run:
 Python's http.server answering /health with the same body, over HTTP/1.1 keep-alive. The
 reference gives the figures a scale: the kernel's requests per second as a fraction of the
-host's, through QEMU's user networking.
+host's, through QEMU's user networking. Then the same kernel booted with `idle=poll` (it spins
+instead of halting when idle, as before it took interrupts): the interrupt-driven kernel's
+requests per second as a fraction of the polling one's.
 
 It prints the figures with the machine and the date. It never fails on speed: it exits
 non-zero only when a measurement could not be made (wrk missing, the kernel did not boot,
@@ -155,7 +157,7 @@ def main():
     print(f"  {'server':<34} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'requests':>9} "
           f"{'errors':>6}")
     failures = 0
-    ratios = []
+    ratios, kernel_rps = [], []
     with benchlib.boot(iso, accel, HTTP_PORT) as kernel:
         reference, reference_port = benchlib.start_reference(__file__)
         try:
@@ -169,13 +171,29 @@ def main():
                 show(f"reference, {count} connection{'s' * (count > 1)}", theirs)
                 failures += ours["errors"] > 0
                 ratios.append((count, ours["rps"] / theirs["rps"]))
+                kernel_rps.append(ours["rps"])
             kernel.require_running("the end of the benchmark")
         finally:
             benchlib.stop(reference)
+    # The polling reference: the same kernel booted with idle=poll, which never halts.
+    polling = []
+    with benchlib.boot(benchlib.iso_with_cmdline(step, benchlib.POLLING), accel,
+                       HTTP_PORT) as kernel:
+        run_wrk(kernel.port, 1, 2)
+        for count in connections:
+            figures = run_wrk(kernel.port, count, args.seconds)
+            show(f"kernel idle=poll, {count} connection{'s' * (count > 1)}", figures)
+            failures += figures["errors"] > 0
+            polling.append(figures["rps"])
+        kernel.require_running("the end of the benchmark")
     print()
     for count, ratio in ratios:
-        print(f"kernel/reference requests per second, {count} connection"
-              f"{'s' * (count > 1)}: {ratio:.2f}")
+        plural = "s" * (count > 1)
+        print(f"kernel/reference requests per second, {count} connection{plural}: {ratio:.2f}")
+    for (count, _), ours, poll_rps in zip(ratios, kernel_rps, polling):
+        plural = "s" * (count > 1)
+        print(f"kernel/idle=poll requests per second, {count} connection{plural}: "
+              f"{ours / poll_rps:.2f}")
     if failures:
         print("bench_http: the kernel answered some requests with errors (see the errors "
               "column)")

@@ -203,19 +203,6 @@ def load_text():
     return f"{one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)"
 
 
-def cpu_seconds(process):
-    """(host CPU seconds busy, of them this QEMU's, wall seconds): two readings, subtracted,
-    say how much of the host other work used while QEMU was measured."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait; steal included
-    with open(f"/proc/{process.pid}/stat") as stat:
-        after_name = stat.read().rpartition(")")[2].split()
-    own = int(after_name[11]) + int(after_name[12])  # utime, stime
-    return busy / ticks, own / ticks, time.monotonic()
-
-
 def cpus_online(lines):
     """How many CPUs the kernel says it started, from its `CPUs online: N/M` line."""
     found = next((line for line in lines if line.startswith("CPUs online: ")), None)
@@ -228,9 +215,9 @@ def measure_curve(iso, accel, memory, counts, prompt, tokens, runs, seed, expect
     curve, first_lines = {}, None
     for cpus in counts:
         with benchlib.boot(iso, accel, HTTP_PORT, memory, cpus, BOOT_TIMEOUT[accel]) as kernel:
-            before = cpu_seconds(kernel.process)
+            before = benchlib.cpu_seconds(kernel.process)
             figures = measure_kernel(kernel.port, prompt, tokens, runs, seed, expected_text)
-            after = cpu_seconds(kernel.process)
+            after = benchlib.cpu_seconds(kernel.process)
         lines = kernel.lines
         busy, own, wall = (end - start for start, end in zip(before, after))
         figures["qemu_cores"] = own / wall

@@ -3,11 +3,16 @@
 - default_step(word): the step a benchmark measures unless told which, the last one whose
   MANIFEST offers word (tcp-echo, http, inference: OFFERS in steps.py).
 - make(), build_kernel(): the kernel and its ISO, or the host reference, through the project's
-  make files.
+  make files; iso_with_cmdline(): the same kernel in an ISO passing a command line (idle=poll).
 - boot(): the kernel in QEMU with one guest port forwarded from a free port on 127.0.0.1,
   returned once it has printed `ready`, as a Kernel to stop (or to use in a with block).
 - start_reference(): a benchmark's own reference server, in a process of its own.
+- cpu_seconds(process): host CPU time, the whole host's and one process's, for two readings.
 - utc_now(), machine(), qemu_version(): for the header of a report.
+
+POLLING is the command line of the polling reference: from step 05 on the kernel halts when it
+has no work, and `idle=poll` makes it spin instead, as it did before it took interrupts. The
+benchmarks measure the kernel both ways.
 
 A measurement that cannot be made raises BenchError.
 """
@@ -55,6 +60,41 @@ def build_kernel(step, target="iso"):
     path."""
     make("-f", "common/kernel.mk", f"STEP_DIR=steps/{step}", f"OUT=build/{step}", target)
     return REPO / "build" / step / "ringzero.iso"
+
+
+POLLING = "idle=poll"
+
+
+def iso_with_cmdline(step, cmdline, modules=None):
+    """The step's kernel (build_kernel first) in an ISO of its own whose GRUB entry passes
+    cmdline, with the modules its MANIFEST names (step 08's model and tokenizer) or the given
+    module files: build/STEP/bench-WORDS.iso."""
+    folder = REPO / "build" / step
+    if modules is None:
+        listed = steps.manifest_field(REPO / "steps" / step / "MANIFEST", "modules").split()
+        modules = [REPO / name for name in listed]
+    iso = folder / f"bench-{re.sub(r'[^A-Za-z0-9]+', '-', cmdline).strip('-') or 'plain'}.iso"
+    result = subprocess.run(["sh", str(COMMON / "mkiso.sh"), str(folder / "kernel.elf"),
+                             str(iso), cmdline, *map(str, modules)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"mkiso.sh could not build an ISO with cmdline {cmdline!r}: "
+                         f"{result.stderr.strip()}")
+    return iso
+
+
+def cpu_seconds(process):
+    """(host CPU seconds busy, of them this process's, wall seconds): two readings,
+    subtracted, say how much of a core the process used and how much other work the host did
+    meanwhile. Utime and stime cover all of the process's threads (QEMU's vCPUs and I/O)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait; steal included
+    with open(f"/proc/{process.pid}/stat") as stat:
+        after_name = stat.read().rpartition(")")[2].split()
+    own = int(after_name[11]) + int(after_name[12])  # utime, stime
+    return busy / ticks, own / ticks, time.monotonic()
 
 
 def stop(process):
