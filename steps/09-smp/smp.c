@@ -39,7 +39,7 @@
 #define SPIN_BEFORE_HALT_US 200
 #define APIC_REGISTERS_SIZE 0x1000
 /* Each CPU's timer: as often as the PIT ticked for one CPU in step 05. */
-#define TICK_HZ 100
+#define TICK_HZ 50
 
 /* isr.S: the local APIC's two interrupts. */
 void wakeup_interrupt_entry(void);

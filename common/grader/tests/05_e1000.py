@@ -34,7 +34,7 @@ IPV4_LINE = r"(\d+\.\d+\.\d+\.\d+)"
 FLAG_MORE_FRAGMENTS, FRAGMENT_OFFSET = 0x2000, 0x1FFF
 SHELL_COMMANDS = ("help", "net", "arp", "irq", "ping")  # in the order `help` lists them
 # The PIT interrupts this often (clock.c); the idle test allows half as many ticks.
-TICK_HZ = 100
+TICK_HZ = 50
 QUIET_SECONDS = 3
 
 
