@@ -25,6 +25,10 @@ sets the last), and prints the curve: each count's figures, its speedup over 1 v
 whether 2 vCPUs reach the goal of 1.8 times 1 vCPU's tokens per second, under the
 accelerator that measured it.
 
+Then the same kernel booted with `idle=poll`, which never halts (the polling kernel before
+interrupts), at 1 vCPU and at the last count: its tokens per second beside the halting
+kernel's, as a ratio.
+
 Each figure is the best of --runs. It prints the machine, its load, the date, the figures and
 the kernel/host ratios. It never fails on speed, only when a measurement could not be made (a
 build failed, the kernel did not boot, or the kernel's text differs from the reference's,
@@ -95,19 +99,23 @@ def host_cores():
 
 
 def build(step, model, tokenizer, folder):
-    """The host reference, and an ISO of the kernel loading these model files."""
+    """The host reference, and two ISOs of the kernel loading these model files: as built, and
+    booted with idle=poll (it never halts: the polling reference)."""
     out = f"build/{step}"
     make("-f", "common/reference/reference.mk", f"STEP_DIR=steps/{step}", f"OUT={out}")
     benchlib.build_kernel(step, "kernel")
     for name, source in (("model.bin", model), ("tokenizer.bin", tokenizer)):
         (folder / name).symlink_to(source.resolve())
-    iso = folder / "bench.iso"
-    result = subprocess.run(["sh", "common/mkiso.sh", f"{out}/kernel.elf", str(iso), "",
-                             str(folder / "model.bin"), str(folder / "tokenizer.bin")],
-                            cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BenchError(f"mkiso.sh failed: {result.stderr.strip()}")
-    return REPO / out / "reference", iso
+    isos = []
+    for name, cmdline in (("bench.iso", ""), ("bench-poll.iso", benchlib.POLLING)):
+        iso = folder / name
+        result = subprocess.run(["sh", "common/mkiso.sh", f"{out}/kernel.elf", str(iso), cmdline,
+                                 str(folder / "model.bin"), str(folder / "tokenizer.bin")],
+                                cwd=REPO, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BenchError(f"mkiso.sh failed: {result.stderr.strip()}")
+        isos.append(iso)
+    return REPO / out / "reference", isos
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +292,16 @@ def print_curve(curve, host, accel, cores):
               "speedup cannot reach the goal here")
 
 
+def print_polling(curve, polling):
+    """The kernel as built (halting when idle) against itself booted with idle=poll."""
+    print()
+    for cpus, figures in polling.items():
+        plural = "s" if cpus > 1 else ""
+        print(f"kernel idle=poll, {cpus} vCPU{plural}: {figures['tokens_per_second']:.1f} tokens/s,"
+              f" first token {figures['ttft_ms']:.2f} ms; kernel/idle=poll tokens per second: "
+              f"{curve[cpus]['tokens_per_second'] / figures['tokens_per_second']:.2f}")
+
+
 def main():
     args = parse_args()
     step = args.step or benchlib.default_step("inference")
@@ -294,7 +312,7 @@ def main():
     counts = list(range(1, (args.cpus or max(cores, 2)) + 1)) if smp else [1]
     load_before = load_text()
     with tempfile.TemporaryDirectory(prefix="ringzero-bench-") as folder:
-        reference, iso = build(step, model, tokenizer, Path(folder))
+        reference, (iso, polling_iso) = build(step, model, tokenizer, Path(folder))
         # The kernel refuses max_tokens over the context; generate what fits.
         context = struct.unpack("<7i", model.read_bytes()[:28])[6]
         prompt_tokens = len(reference_run(reference, model, tokenizer, args.prompt, 0,
@@ -307,6 +325,8 @@ def main():
                      key=lambda size: int(size[:-1]))
         curve, lines = measure_curve(iso, accel, memory, counts, args.prompt, tokens, args.runs,
                                      seed, want["text"])
+        polling, _ = measure_curve(polling_iso, accel, memory, sorted({1, counts[-1]}),
+                                   args.prompt, tokens, args.runs, seed, want["text"])
         kernel = curve[1]
     how = f"temperature 0.8, top_p 0.9, seed {seed}" if seed else "greedy"
     print(f"Inference benchmark: {how}, prompt {args.prompt!r} "
@@ -325,6 +345,7 @@ def main():
     print(f"vectors:  host reference {host['isa']}; kernel `{cpu_line}`\n")
     if smp:
         print_curve(curve, host, accel, cores)
+        print_polling(curve, polling)
         return 0
     print(f"  {'':28} {'tokens/s':>10} {'first token ms':>15} {'generated':>10}")
     for label, figures in (("host reference", host), (f"kernel ({accel.upper()})", kernel)):
@@ -337,6 +358,7 @@ def main():
           "(the kernel's includes one HTTP round trip through QEMU)")
     if accel == "tcg":
         print("note: measured under TCG; the kernel/host ratio says little about the kernel")
+    print_polling(curve, polling)
     return 0
 
 

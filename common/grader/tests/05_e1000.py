@@ -307,7 +307,7 @@ def shell_commands(m):
 def idle_halts(m):
     """On the scripted wire, where nothing arrives unasked, `irq` is read twice, a few
     seconds apart. Meanwhile the e1000 line did not interrupt, the timer did (at least half
-    the 100 per second that the kernel's own clock, halted + awake ms, predicts), typing the
+    the TICK_HZ per second that the kernel's own clock, halted + awake ms, predicts), typing the
     command raised the serial line, and the CPU was halted more than half of the time. Then
     echo requests, one at a time, each raise the e1000 line. Last, the same kernel booted with
     `idle=poll` never halts: its halted ms stay 0 (that is how this test would fail)."""
