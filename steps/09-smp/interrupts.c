@@ -16,15 +16,15 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
-#include "clock.h"
+#include "acpi.h"
 #include "apic.h"
+#include "clock.h"
 #include "cmdline.h"
 #include "interrupts.h"
 #include "ioapic.h"
 #include "kprintf.h"
 #include "percpu.h"
 #include "pic.h"
-#include "smp.h"
 #include "string.h"
 #include "x86.h"
 
@@ -90,7 +90,8 @@ void interrupts_print(void)
         if (lines[line].name)
             kprintf("irq %d vector %d %s: %lu\n", line, PIC_FIRST_VECTOR + line,
                     lines[line].name, lines[line].count);
-    for (int i = 0; i < smp_cpu_count(); i++) {
+    /* CPUs are numbered in the order they came online, so the first offline one ends the list. */
+    for (int i = 0; i < ACPI_MAX_CPUS && atomic_load(&percpu_cpu(i)->online); i++) {
         const struct cpu *cpu = percpu_cpu(i);
         uint64_t halted = cpu->halted_tsc, total = rdtsc() - cpu->started_tsc;
         kprintf("cpu %d: halted %lu ms, awake %lu ms\n", i, clock_tsc_to_ms(halted),

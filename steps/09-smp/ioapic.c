@@ -91,7 +91,8 @@ static uint32_t entry_for(uint8_t line, uint8_t vector, uint32_t *gsi)
     return vector;
 }
 
-bool ioapic_route(uint8_t line, uint8_t vector, uint32_t apic_id)
+/* Only the boot CPU routes lines, at boot: the select-then-access window needs no lock. */
+void ioapic_route(uint8_t line, uint8_t vector, uint32_t apic_id)
 {
     uint32_t gsi;
     uint32_t entry = entry_for(line, vector, &gsi);
@@ -100,7 +101,7 @@ bool ioapic_route(uint8_t line, uint8_t vector, uint32_t apic_id)
 
     if (!io_apic) {
         kprintf("ioapic: no I/O APIC has interrupt %u (line %u)\n", gsi, line);
-        return false;
+        return;
     }
     input = gsi - io_apic->gsi_base;
     /* The high half first: the entry goes live when the low half unmasks it. */
@@ -109,5 +110,4 @@ bool ioapic_route(uint8_t line, uint8_t vector, uint32_t apic_id)
     kprintf("ioapic: line %u -> interrupt %u (%s, active %s) -> vector %u on APIC %u\n", line,
             gsi, entry & ENTRY_LEVEL ? "level" : "edge",
             entry & ENTRY_ACTIVE_LOW ? "low" : "high", vector, apic_id);
-    return true;
 }

@@ -38,7 +38,11 @@
 #define START_TIMEOUT_US 1000000       /* generous: under TCG an AP may wait for a host core */
 #define SPIN_BEFORE_HALT_US 200
 #define APIC_REGISTERS_SIZE 0x1000
-/* Each CPU's timer: as often as the PIT ticked for one CPU in step 05. */
+/*
+ * Each CPU's timer: as often as the PIT ticked for one CPU in step 05. The boot CPU needs it
+ * for its deadlines; the APs have none, but their tick bounds what a lost wake-up (wait.c)
+ * could cost to one tick, where it would otherwise hang the CPU.
+ */
 #define TICK_HZ 50
 
 /* isr.S: the local APIC's two interrupts. */
