@@ -32,7 +32,8 @@ else
 help:
 	@echo "ringzero: a teaching kernel in nine steps"
 	@echo
-	@echo "  make run                    boot the finished kernel (the last step) in QEMU"
+	@echo "  make run                    boot the finished kernel (the last step) in QEMU;"
+	@echo "                                CPUS=N, ARGS and QEMU_ARGS as for make step N run"
 	@echo "  make test                   grade every step, then run the host-side checks"
 	@echo "  make book                   build the book (HTML and EPUB) under build/book/;"
 	@echo "                                EDITION=student leaves the labs' code out"
@@ -45,11 +46,12 @@ help:
 	@echo
 	@echo "  make step                   list the steps"
 	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line;"
-	@echo "                                from step 08, MODEL=file TOKENIZER=file swap the model)"
+	@echo "                                from step 08, MODEL=file TOKENIZER=file swap the model;"
+	@echo "                                QEMU_ARGS='...' adds QEMU flags after the project's own)"
 	@echo "  make step N grade           run the tests of steps 01..N against step N"
 	@echo "                                T=name: one test; TREE=path: grade a student's copy;"
 	@echo "                                JSON=file: also write Gradescope's results.json"
-	@echo "  make step N gdb             boot step N paused, waiting for gdb"
+	@echo "  make step N gdb             boot step N paused, waiting for gdb (QEMU_ARGS too)"
 	@echo "  make step N diff            what step N adds to step N-1"
 	@echo "  make step N lab             list step N's lab: the functions a student writes"
 	@echo "  make step N handout OUT=dir write step N as a lab to hand out (a repository)"
@@ -148,6 +150,10 @@ MODEL_ARG    = $(if $(filter command line,$(origin MODEL)),model=$(basename $(no
 # QEMU's memory grows with the model (see common/qemu.py, --fit).
 FIT          = $(if $(STAGED),--fit $(STAGED))
 
+# QEMU_ARGS='...' goes to QEMU after everything else (the project's flags, the MANIFEST's `run:`),
+# so where QEMU lets a later option override an earlier one (-cpu, -m, -smp), it wins.
+QEMU_EXTRA = $(RUN_ARGS) $(QEMU_ARGS)
+
 step-actions:
 	@echo "make step $(S) run|grade|gdb|diff|iso|clean|lab|handout|autograder"
 
@@ -165,12 +171,12 @@ endif
 step-run: step-iso
 ifeq ($(ARGS),)
 	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
-	  -- $(RUN_ARGS)
+	  -- $(QEMU_EXTRA)
 else
 	@common/mkiso.sh $(STEP_OUT)/kernel.elf $(STEP_OUT)/ringzero-args.iso \
 	  "$(strip $(MODEL_ARG) $(ARGS))" $(STAGED)
 	@$(QEMU) run $(STEP_OUT)/ringzero-args.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
-	  -- $(RUN_ARGS)
+	  -- $(QEMU_EXTRA)
 endif
 
 step-grade: deps-ensure
@@ -178,7 +184,7 @@ step-grade: deps-ensure
 
 step-gdb: step-iso
 	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
-	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf -- $(RUN_ARGS)
+	  --gdb $$($(QEMU) gdb-port) --elf $(STEP_OUT)/kernel.elf -- $(QEMU_EXTRA)
 
 step-diff:
 	@$(STEPS) diff $(S)
