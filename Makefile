@@ -33,7 +33,7 @@ help:
 	@echo "ringzero: a teaching kernel in nine steps"
 	@echo
 	@echo "  make run                    boot the finished kernel (the last step) in QEMU;"
-	@echo "                                CPUS=N, ARGS and QEMU_ARGS as for make step N run"
+	@echo "                                CPUS=N, ARGS, QEMU_ARGS and PCAP as for make step N run"
 	@echo "  make test                   grade every step, then run the host-side checks"
 	@echo "  make book                   build the book (HTML and EPUB) under build/book/;"
 	@echo "                                EDITION=student leaves the labs' code out"
@@ -47,11 +47,12 @@ help:
 	@echo "  make step                   list the steps"
 	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line;"
 	@echo "                                from step 08, MODEL=file TOKENIZER=file swap the model;"
-	@echo "                                QEMU_ARGS='...' adds QEMU flags after the project's own)"
+	@echo "                                QEMU_ARGS='...' adds QEMU flags after the project's own;"
+	@echo "                                from step 05, PCAP=file records the NIC's frames)"
 	@echo "  make step N grade           run the tests of steps 01..N against step N"
 	@echo "                                T=name: one test; TREE=path: grade a student's copy;"
 	@echo "                                JSON=file: also write Gradescope's results.json"
-	@echo "  make step N gdb             boot step N paused, waiting for gdb (QEMU_ARGS too)"
+	@echo "  make step N gdb             boot step N paused, waiting for gdb (QEMU_ARGS, PCAP too)"
 	@echo "  make step N diff            what step N adds to step N-1"
 	@echo "  make step N lab             list step N's lab: the functions a student writes"
 	@echo "  make step N handout OUT=dir write step N as a lab to hand out (a repository)"
@@ -152,7 +153,20 @@ FIT          = $(if $(STAGED),--fit $(STAGED))
 
 # QEMU_ARGS='...' goes to QEMU after everything else (the project's flags, the MANIFEST's `run:`),
 # so where QEMU lets a later option override an earlier one (-cpu, -m, -smp), it wins.
-QEMU_EXTRA = $(RUN_ARGS) $(QEMU_ARGS)
+# PCAP=file records the network card's frames, both ways, with QEMU's filter-dump on the
+# netdev that every step with a card names net0 (`run:` in its MANIFEST). QEMU's option parser
+# reads a doubled comma as a comma in the file name.
+comma := ,
+PCAP_ARGS = $(if $(PCAP),-object filter-dump$(comma)id=pcap0$(comma)netdev=net0$(comma)file=$(subst $(comma),$(comma)$(comma),$(PCAP)))
+QEMU_EXTRA = $(RUN_ARGS) $(PCAP_ARGS) $(QEMU_ARGS)
+# Checked before anything is built: a step without a card has nothing for PCAP to record.
+ifneq ($(PCAP),)
+ifneq ($(filter step-run step-gdb,$(MAKECMDGOALS)),)
+ifeq ($(and $(filter -netdev,$(RUN_ARGS)),$(findstring id=net0,$(RUN_ARGS))),)
+$(error PCAP=$(PCAP): step $(S) has no network card to record (the e1000 arrives in step 05; its MANIFEST's run: line has no -netdev ...,id=net0))
+endif
+endif
+endif
 
 step-actions:
 	@echo "make step $(S) run|grade|gdb|diff|iso|clean|lab|handout|autograder"
@@ -169,6 +183,10 @@ endif
 
 # ARGS gives the kernel a command line, in an ISO of its own so the plain one stays as it is.
 step-run: step-iso
+ifneq ($(PCAP),)
+	@mkdir -p "$(dir $(PCAP))"
+	@echo "qemu: recording the network card's frames in $(PCAP)"
+endif
 ifeq ($(ARGS),)
 	@$(QEMU) run $(STEP_OUT)/ringzero.iso --console $(or $(CONSOLE),serial) $(FIT) --smp $(SMP) \
 	  -- $(QEMU_EXTRA)
