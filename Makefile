@@ -28,7 +28,8 @@ $(STEP_WORDS):
 	@:
 else
 
-.PHONY: help run test book deps forward check-steps check-labs handouts clean bench fuzz model
+.PHONY: help run test book deps forward check-steps check-labs handouts clean bench fuzz model \
+        compile-commands
 help:
 	@echo "ringzero: a teaching kernel in nine steps"
 	@echo
@@ -43,6 +44,8 @@ help:
 	@echo "                                an idle kernel costs, halting and with idle=poll"
 	@echo "  make fuzz                   fuzz the HTTP parser and JSON reader (FUZZ_SECONDS=600)"
 	@echo "  make model                  train the small language model from scratch (~20 min)"
+	@echo "  make compile-commands       write compile_commands.json (every step's files, each"
+	@echo "                                with its step's flags) for clangd and other editors' tools"
 	@echo
 	@echo "  make step                   list the steps"
 	@echo "  make step N run             boot step N (ARGS='...' sets the kernel command line;"
@@ -107,6 +110,10 @@ forward:
 
 check-steps:
 	@$(STEPS) check
+
+# For editors (clangd): no other target needs it. The flags come from common/kernel.mk.
+compile-commands:
+	@$(PYTHON) common/compile_commands.py
 
 check-labs: deps-ensure
 	@$(LAB) check

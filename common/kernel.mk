@@ -66,4 +66,15 @@ $(OUT)/iso-inputs: FORCE
 $(OUT)/ringzero.iso: $(OUT)/kernel.elf $(COMMON)/mkiso.sh $(OUT)/iso-inputs $(MODULES)
 	$(COMMON)/mkiso.sh $< $@ "$(CMDLINE)" $(MODULES)
 
+# The flags above, after flags.mk, for tools that must compile as this file does
+# (common/compile_commands.py). One NAME=value line each.
+.PHONY: print-flags
+print-flags:
+	$(info CC=$(CC))
+	$(info CFLAGS=$(CFLAGS))
+	$(info ASFLAGS=$(ASFLAGS))
+	$(info SOURCES=$(SOURCES))
+	$(info OUT=$(OUT))
+	@:
+
 -include $(OBJECTS:.o=.d)
