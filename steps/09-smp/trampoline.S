@@ -37,9 +37,10 @@ trampoline_start:
     xor %ax, %ax
     mov %ax, %ds
     lgdtl AT(trampoline_gdt_pointer)
-    /* INIT leaves a CPU with its caches off (CR0.CD and NW set). The firmware turned them
-     * on for the BSP; nobody has for this CPU. On a real machine it would still work, only
-     * many times slower. (TCG and KVM mostly ignore the bits, which hides the mistake.) */
+    /* RESET leaves a CPU with its caches off (CR0.CD and NW set), and INIT leaves both bits
+     * as they were: whether this CPU's firmware ever cleared them, nothing promises. With them
+     * set it would still work, only many times slower. (TCG and KVM mostly ignore the bits,
+     * which hides the mistake.) */
     mov %cr0, %eax
     and $~(CR0_CD | CR0_NW), %eax
     or $CR0_PE, %eax
