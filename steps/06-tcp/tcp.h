@@ -21,7 +21,8 @@ struct tcp_connection;
 
 /*
  * Accept connections to port. At most backlog of them wait for tcp_accept(); connections
- * beyond that, or beyond the kernel's connection table, are refused with a reset.
+ * beyond that, or beyond the kernel's connection table, have their SYNs dropped: the client
+ * tries again a second later.
  * Returns NULL if the port is taken or every listener slot is used.
  */
 struct tcp_listener *tcp_listen(uint16_t port, int backlog);

@@ -85,13 +85,16 @@ static void segment_without_connection(const struct tcp_segment *s, uint64_t now
     if (s->flags & TCP_RST)
         return;
     if (listener && !(s->flags & TCP_ACK)) {
-        if (!(s->flags & TCP_SYN))
-            return;
-        if (tcp_open_from_listener(listener, s, now))
-            return;
-        tcp_counters.connections_refused++;
+        /*
+         * With the backlog or the table full, drop the SYN rather than reset it: the client
+         * sends it again (after 1 s, then 2, ...), by when there may be room, where a reset
+         * would end its attempt at once.
+         */
+        if ((s->flags & TCP_SYN) && !tcp_open_from_listener(listener, s, now))
+            tcp_counters.connections_refused++;
+        return;
     }
-    /* A closed port, a full table or backlog, or an ACK for a connection that is gone. */
+    /* A closed port, or an ACK for a connection that is gone. */
     tcp_send_reset_reply(s);
 }
 

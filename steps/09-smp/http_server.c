@@ -18,7 +18,8 @@
 #define MAX_CONNECTIONS 48
 /* Beyond MAX_CONNECTIONS, a few more slots exist only to answer 503 properly. */
 #define OVERFLOW_SLOTS 8
-#define BACKLOG 16
+/* Connections TCP may hold for us between two polls: a burst of connects arrives at once. */
+#define BACKLOG 64
 #define MAX_BODY_SIZE (1024 * 1024)
 #define CHUNKED_INPUT_LIMIT (64 * 1024)
 /* A client gets this long to deliver a whole request: slowloris clients are cut off. */

@@ -3,7 +3,7 @@
  * sending and closing, and the poll that drives the timers and all transmission.
  *
  * Connections live in a fixed table, so a flood of SYNs cannot use up the heap: once the
- * table is full, further connections are refused with a reset. A connection takes its two
+ * table (or the listener's backlog) is full, further SYNs are dropped, and their clients retry. A connection takes its two
  * buffers from the heap when its SYN arrives and gives them back when its slot is freed.
  */
 #include <stdbool.h>
