@@ -144,12 +144,30 @@ def test_clean_tree_passes_check(root):
 def test_build_writes_html_and_epub(root):
     result = run_build(root)
     assert result.returncode == 0, result.stderr
-    html, epub = root / "build/book/ringzero.html", root / "build/book/ringzero.epub"
-    assert result.stdout.split() == [str(html), str(epub)], result.stdout
-    text = html.read_text()
-    for fragment in ("data:image/svg+xml", 'class="sourceCode gnuassembler"', 'id="TOC"', "return x + 2;"):
-        assert fragment in text, fragment
-    assert any(n.endswith(".svg") for n in zipfile.ZipFile(epub).namelist())
+    out = root / "build/book"
+    names = ["index.html", "01-one.html", "02-two.html", "ringzero.epub"]
+    assert result.stdout.split() == [str(out / n) for n in names], result.stdout
+    intro, one, two = [(out / n).read_text() for n in names[:3]]
+    assert (out / "diagrams/flow.svg").read_text().startswith("<?xml"), "diagram not written"
+    assert (out / "book.css").is_file()
+    for page, fragment in [(intro, 'src="diagrams/flow.svg"'), (one, 'class="sourceCode gnuassembler"'),
+                           (two, "return x + 2;"), (one, 'id="sidebar"'),
+                           (one, 'rel="prev" href="index.html"'), (one, 'rel="next" href="02-two.html"'),
+                           (two, 'href="01-one.html"'),
+                           (one, '<h1 data-number="1" id="one">')]:
+        assert fragment in page, fragment
+    assert 'rel="next"' not in two and 'rel="prev"' not in intro
+    epub = zipfile.ZipFile(out / "ringzero.epub").namelist()
+    assert any(n.endswith(".svg") for n in epub), epub
+
+
+def test_glossary_is_a_page(root):
+    (root / "book/glossary.md").write_text("# Glossary {.unnumbered}\n\nkernel\n:   the program.\n")
+    result = run_build(root)
+    assert result.returncode == 0, result.stderr
+    out = root / "build/book"
+    assert result.stdout.split()[-2:] == [str(out / "glossary.html"), str(out / "ringzero.epub")]
+    assert 'rel="next" href="glossary.html"' in (out / "02-two.html").read_text()
 
 
 def test_chapter_of_a_future_step_is_skipped(root):
@@ -225,7 +243,8 @@ TESTS = {
     "includes pull exact regions": test_includes_exact_regions,
     "stepdiff shows the step's changes": test_stepdiff,
     "a correct tree passes the check": test_clean_tree_passes_check,
-    "build writes HTML and EPUB": test_build_writes_html_and_epub,
+    "build writes a page per chapter and the EPUB": test_build_writes_html_and_epub,
+    "a glossary becomes the last page": test_glossary_is_a_page,
     "a chapter for a future step is skipped": test_chapter_of_a_future_step_is_skipped,
     **{"fails on " + name: test for name, test in FAILURES.items()},
 }
