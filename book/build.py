@@ -322,7 +322,7 @@ def render_page(root, out_dir, work, pages, index):
     meta = work / (page.source.stem + ".json")
     write_metadata(meta, pages, False, page)
     before, after = work / (page.source.stem + ".before.html"), work / (page.source.stem + ".after.html")
-    before.write_text(contents(pages, page) + "\n" + pager(pages, index, "top"))
+    before.write_text("%s\n<main id=\"content\">\n%s" % (contents(pages, page), pager(pages, index, "top")))
     after.write_text(pager(pages, index, "bottom"))
     options = ["--metadata-file", str(METADATA), "--metadata-file", str(meta),
                *common_options(), "--standalone", "--template", str(TEMPLATE),
