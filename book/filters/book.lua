@@ -5,6 +5,10 @@
 --                continuation starts with MARK, so that every listing fits the code column
 --                (book.css sizes that column for 112 columns at a 1280-pixel window; the
 --                tree is written at 100, so only pasted output ever wraps)
+--   figures      every figure is numbered, "Figure 5.2" (chapter 5's second), in its
+--                caption; on an HTML page the diagram links to its full-size SVG, and
+--                one wider than the prose column (46em) gets class "wide", which lets it
+--                use the whole text area
 
 local WRAP = 108
 local MARK = "↪ "
@@ -74,4 +78,95 @@ local function CodeBlock(block)
   end
 end
 
-return {{CodeBlock = CodeBlock}}
+-- Figures -------------------------------------------------------------------------
+
+local PROSE_PX = 46 * 17  -- book.css: the prose column
+
+local function escape(text)
+  return (text:gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;"))
+end
+
+-- The single image of an implicit figure (a paragraph holding only an image with a caption).
+local function figure_image(block)
+  if block.t == "Para" and #block.content == 1 and block.content[1].t == "Image" then
+    local img = block.content[1]
+    if img.title:match("^fig:") then
+      return img
+    end
+  end
+end
+
+-- An SVG's own size in CSS pixels, from the mediabag tree.lua filled.
+local function svg_size(src)
+  local ok, _, contents = pcall(pandoc.mediabag.lookup, src)
+  if not ok or not contents then
+    return nil
+  end
+  local width, height = contents:match('<svg width="([%d.]+)pt" height="([%d.]+)pt"')
+  if width then
+    return math.floor(tonumber(width) * 4 / 3 + 0.5), math.floor(tonumber(height) * 4 / 3 + 0.5)
+  end
+end
+
+local function html_figure(img, label, ident)
+  local width, height = svg_size(img.src)
+  local classes = (width and width > PROSE_PX) and "diagram wide" or "diagram"
+  local size = width and string.format(' width="%d" height="%d"', width, height) or ""
+  local src = escape(img.src)
+  local caption = pandoc.List({pandoc.Span({pandoc.Str(label .. ".")}, pandoc.Attr("", {"figure-number"})),
+                               pandoc.Space()})
+  caption:extend(img.caption)
+  caption:extend({pandoc.Space(), pandoc.Link({pandoc.Str("Full size")}, img.src, "The diagram alone, at its full size",
+                                              pandoc.Attr("", {"full-size"}))})
+  return {
+    pandoc.RawBlock("html", string.format(
+      '<figure id="%s" class="%s">\n<a href="%s" title="%s: the diagram at its full size"><img src="%s" alt="%s"%s></a>\n<figcaption>',
+      ident, classes, src, label, src, escape(pandoc.utils.stringify(img.caption)), size)),
+    pandoc.Plain(caption),
+    pandoc.RawBlock("html", "</figcaption>\n</figure>"),
+  }
+end
+
+local function number_figures(doc)
+  local fixed = doc.meta["ringzero-chapter"] and pandoc.utils.stringify(doc.meta["ringzero-chapter"])
+  local chapter, chapters, count = fixed, 0, 0
+  local html = FORMAT:match("html") ~= nil
+  local function visit(blocks)
+    local out = pandoc.List()
+    for _, block in ipairs(blocks) do
+      if block.t == "Header" and block.level == 1 and not fixed then
+        count = 0
+        chapter = nil
+        if not block.classes:includes("unnumbered") then
+          chapters = chapters + 1
+          chapter = tostring(chapters)
+        end
+      end
+      if block.t == "Div" or block.t == "BlockQuote" then
+        block.content = visit(block.content)
+      end
+      local img = figure_image(block)
+      if img then
+        count = count + 1
+        local number = chapter and (chapter .. "." .. count) or tostring(count)
+        local label = "Figure " .. number
+        local ident = "figure-" .. number:gsub("%.", "-")
+        if html then
+          out:extend(html_figure(img, label, ident))
+        else
+          local caption = pandoc.List({pandoc.Strong({pandoc.Str(label .. ".")}), pandoc.Space()})
+          caption:extend(img.caption)
+          img.caption = caption
+          out:insert(pandoc.Div({block}, pandoc.Attr(ident, {"figure"})))
+        end
+      else
+        out:insert(block)
+      end
+    end
+    return out
+  end
+  doc.blocks = visit(doc.blocks)
+  return doc
+end
+
+return {{CodeBlock = CodeBlock}, {Pandoc = number_figures}}
