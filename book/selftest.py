@@ -154,7 +154,8 @@ def test_build_writes_html_and_epub(root):
                            (two, "return x + 2;"), (one, 'id="sidebar"'),
                            (one, 'rel="prev" href="index.html"'), (one, 'rel="next" href="02-two.html"'),
                            (two, 'href="01-one.html"'),
-                           (one, '<h1 data-number="1" id="one">')]:
+                           (one, '<h1 data-number="1" id="one">'),
+                           (one, '<span class="dv">$1</span>'), (one, '<span class="va">%eax</span>')]:
         assert fragment in page, fragment
     assert 'rel="next"' not in two and 'rel="prev"' not in intro
     epub = zipfile.ZipFile(out / "ringzero.epub").namelist()
