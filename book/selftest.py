@@ -162,6 +162,18 @@ def test_build_writes_html_and_epub(root):
     assert any(n.endswith(".svg") for n in epub), epub
 
 
+def test_step_and_section_mentions_are_links(root):
+    replace_in(root / "book/01-one.md", "Execution begins", "## Starting\n\nExecution begins")
+    replace_in(root / "book/02-two.md", "This step adds", "Unlike step 1 (see section 1.1 and Step 2), this step adds")
+    result = run_build(root)
+    assert result.returncode == 0, result.stderr
+    two = " ".join((root / "build/book/02-two.html").read_text().split())
+    for fragment in ('<a href="01-one.html" class="xref">step 1</a>',
+                     '<a href="01-one.html#starting" class="xref">section 1.1</a>', "and Step 2)"):
+        assert fragment in two, fragment
+    assert "Figure 1." in (root / "build/book/index.html").read_text()
+
+
 def test_glossary_is_a_page(root):
     (root / "book/glossary.md").write_text("# Glossary {.unnumbered}\n\nkernel\n:   the program.\n")
     result = run_build(root)
@@ -246,6 +258,7 @@ TESTS = {
     "a correct tree passes the check": test_clean_tree_passes_check,
     "build writes a page per chapter and the EPUB": test_build_writes_html_and_epub,
     "a glossary becomes the last page": test_glossary_is_a_page,
+    "step N and section N.M become links; figures are numbered": test_step_and_section_mentions_are_links,
     "a chapter for a future step is skipped": test_chapter_of_a_future_step_is_skipped,
     **{"fails on " + name: test for name, test in FAILURES.items()},
 }

@@ -9,6 +9,10 @@
 --                caption; on an HTML page the diagram links to its full-size SVG, and
 --                one wider than the prose column (46em) gets class "wide", which lets it
 --                use the whole text area
+--   links        "step 5" or "Step 05" becomes a link to that step's chapter, and
+--                "section 5.2" (or "Section 5.2.1") to that section, on its page; a
+--                mention of the page's own step stays text; plural forms ("steps 1 to 4")
+--                are left alone, as they often count something else
 
 local WRAP = 108
 local MARK = "↪ "
@@ -169,4 +173,121 @@ local function number_figures(doc)
   return doc
 end
 
-return {{CodeBlock = CodeBlock}, {Pandoc = number_figures}}
+-- Links -------------------------------------------------------------------------
+
+local step_targets, section_targets, this_page = {}, {}, nil
+
+local function read_tables(meta)
+  local stringify = pandoc.utils.stringify
+  for key, value in pairs(meta["ringzero-steps"] or {}) do
+    step_targets[key] = stringify(value)
+  end
+  for key, value in pairs(meta["ringzero-sections"] or {}) do
+    section_targets[key] = stringify(value)
+  end
+  this_page = meta["ringzero-page"] and stringify(meta["ringzero-page"])
+end
+
+-- A target on the page being written is only its fragment.
+local function local_target(target)
+  if this_page and target:sub(1, #this_page + 1) == this_page .. "#" then
+    return target:sub(#this_page + 1)
+  end
+  return target
+end
+
+-- The link for WORD NUMBER, or nil: `word` is "step"/"Step" or "section"/"Section".
+local function target_for(word, number)
+  if word:lower() == "step" then
+    if not number:match("^%d%d?$") then
+      return nil
+    end
+    local target = step_targets[tostring(tonumber(number))]
+    if target == nil or target == this_page then
+      return nil
+    end
+    return local_target(target)
+  end
+  local target = section_targets[number]
+  return target and local_target(target)
+end
+
+local function is_space(inline)
+  return inline and (inline.t == "Space" or inline.t == "SoftBreak")
+end
+
+-- "(step" -> "(", "step"; a word that only ends in "step" (footstep) is not a mention.
+local function split_word(text)
+  local before, word = text:match("^(.-)([Ss]tep)$")
+  if not word then
+    before, word = text:match("^(.-)([Ss]ection)$")
+  end
+  if word and (before == "" or not before:match("[%w_-]$")) then
+    return before, word
+  end
+end
+
+-- "5," -> "5", ","; "5.2." -> "5.2", "."; nothing when more digits follow ("5.2x" is fine).
+local function split_number(text, word)
+  local patterns = word:lower() == "step" and {"^(%d+)(.*)$"} or {"^(%d+%.%d+%.%d+)(.*)$", "^(%d+%.%d+)(.*)$"}
+  for _, pattern in ipairs(patterns) do
+    local number, rest = text:match(pattern)
+    if number and not rest:match("^%d") and not rest:match("^%.%d") then
+      return number, rest
+    end
+  end
+end
+
+local function link_mentions(inlines)
+  local out, i, changed = pandoc.List(), 1, false
+  while i <= #inlines do
+    local here, space, next = inlines[i], inlines[i + 1], inlines[i + 2]
+    local done = false
+    if here.t == "Str" and is_space(space) and next and next.t == "Str" then
+      local before, word = split_word(here.text)
+      local number, rest
+      if word then
+        number, rest = split_number(next.text, word)
+      end
+      local target = number and target_for(word, number)
+      if target then
+        if before ~= "" then
+          out:insert(pandoc.Str(before))
+        end
+        out:insert(pandoc.Link({pandoc.Str(word), pandoc.Space(), pandoc.Str(number)}, target, "",
+                               pandoc.Attr("", {"xref"})))
+        if rest ~= "" then
+          out:insert(pandoc.Str(rest))
+        end
+        i, done, changed = i + 3, true, true
+      end
+    end
+    if not done then
+      out:insert(here)
+      i = i + 1
+    end
+  end
+  if changed then
+    return out
+  end
+end
+
+-- A mention inside a link's own text stays that link's text.
+local function no_nested_links(link)
+  local content, changed = pandoc.List(), false
+  for _, inline in ipairs(link.content) do
+    if inline.t == "Link" then
+      content:extend(inline.content)
+      changed = true
+    else
+      content:insert(inline)
+    end
+  end
+  if changed then
+    link.content = content
+    return link
+  end
+end
+
+return {{Meta = read_tables}, {CodeBlock = CodeBlock, Inlines = link_mentions},
+        {Link = no_nested_links}, {Pandoc = number_figures}}
