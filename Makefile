@@ -28,7 +28,7 @@ $(STEP_WORDS):
 	@:
 else
 
-.PHONY: help run test book deps forward check-steps check-labs handouts clean bench fuzz model \
+.PHONY: help run test book book-check deps forward check-steps check-labs handouts clean bench fuzz model \
         compile-commands
 help:
 	@echo "ringzero: a teaching kernel in nine steps"
@@ -38,6 +38,9 @@ help:
 	@echo "  make test                   grade every step, then run the host-side checks"
 	@echo "  make book                   build the book (HTML and EPUB) under build/book/;"
 	@echo "                                EDITION=student leaves the labs' code out"
+	@echo "  make book-check             build the book, then check every page in headless Chromium"
+	@echo "                                at 1280x800: links, images, no listing wider than its box;"
+	@echo "                                screenshots in build/book/screenshots/"
 	@echo "  make deps                   install the Debian packages the tree needs"
 	@echo "  make bench                  benchmarks: TCP echo, HTTP throughput and inference speed,"
 	@echo "                                each against a reference on the host; and the host CPU"
@@ -86,6 +89,12 @@ ifeq ($(EDITION),student)
 else
 	@$(PYTHON) book/build.py
 endif
+
+# The book as a reader's browser shows it (book/browser_test.mjs, with playwright-core from
+# common/npm and Debian's chromium).
+book-check: book
+	@[ -f common/npm/node_modules/.package-lock.json ] || (cd common/npm && npm ci --no-audit --no-fund)
+	@node book/browser_test.mjs build/book
 
 deps:
 	@common/deps.sh install

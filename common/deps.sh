@@ -6,8 +6,9 @@
 #   deps.sh ensure-model   ensure the packages that training the model needs
 set -eu
 
-# Packages checked by name. chromium: step 08's chat page is tested in it (headless, driven by
-# playwright-core from common/npm, which never downloads a browser of its own).
+# Packages checked by name. chromium: step 08's chat page and the book's pages (make book-check)
+# are tested in it (headless, driven by playwright-core from common/npm, which never downloads a
+# browser of its own).
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
 qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2 chromium"
 

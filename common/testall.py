@@ -57,6 +57,8 @@ def host_suites():
     yield "labs: every item, stubbed alone, fails a test (check-labs)", [PYTHON, "common/lab/lab.py", "check"]
     yield "book references", [PYTHON, "book/build.py", "--check"]
     yield "book build checks", [PYTHON, "book/selftest.py"]
+    yield "book in a browser (make book-check: 1280x800, links, images, listings)", \
+        ["make", "-s", "--no-print-directory", "book-check"]
     yield "JSON unit tests (host, sanitizers)", ["sh", "common/hosttest/run.sh"]
     yield "fuzzing, bounded (HTTP parser, JSON reader)", ["sh", "common/fuzz/run.sh", "20"]
 
