@@ -6,11 +6,13 @@
 #   deps.sh ensure-model   ensure the packages that training the model needs
 set -eu
 
-# Packages checked by name. chromium: step 08's chat page and the book's pages (make book-check)
+# Packages checked by name. clangd and tshark: the students' tools that make test tries
+# (common/tools_test.py). chromium: step 08's chat page and the book's pages (make book-check)
 # are tested in it (headless, driven by playwright-core from common/npm, which never downloads a
 # browser of its own).
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
-qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2 chromium"
+qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2 chromium
+clangd tshark"
 
 # Only for `make model` (training): deps.sh ensure-model.
 MODEL_PACKAGES="python3-torch python3-numpy fortunes libopenblas0-pthread"

@@ -59,6 +59,8 @@ def host_suites():
     yield "book build checks", [PYTHON, "book/selftest.py"]
     yield "book in a browser (make book-check: 1280x800, links, images, listings)", \
         ["make", "-s", "--no-print-directory", "book-check"]
+    yield "students' tools (clangd through compile_commands.json, PCAP read by tshark)", \
+        [PYTHON, "common/tools_test.py"]
     yield "JSON unit tests (host, sanitizers)", ["sh", "common/hosttest/run.sh"]
     yield "fuzzing, bounded (HTTP parser, JSON reader)", ["sh", "common/fuzz/run.sh", "20"]
 
