@@ -19,7 +19,6 @@ much, but the busy column says how much there was. Exits non-zero only when a me
 could not be made (a kernel that did not build or boot).
 """
 import argparse
-import os
 import sys
 import time
 
