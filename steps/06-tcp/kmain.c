@@ -77,6 +77,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     net_configure();
     if (!cmdline_has("noping"))
         ping_gateway();
+    tcp_init();
     services_init();
     serial_enable_receive_interrupt();
     kprintf("ready\n");

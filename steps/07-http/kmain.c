@@ -84,6 +84,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     net_configure();
     if (!cmdline_has("noping"))
         ping_gateway();
+    tcp_init();
     services_init();
     rtc_init();
     http_server_start(HTTP_PORT, api_handle);

@@ -2,19 +2,32 @@
  * TCP's connection table and the application's side of it: listening, accepting, reading,
  * sending and closing, and the poll that drives the timers and all transmission.
  *
- * Connections live in a fixed table, so a flood of SYNs cannot use up the heap: once the
- * table (or the listener's backlog) is full, further SYNs are dropped, and their clients retry. A connection takes its two
- * buffers from the heap when its SYN arrives and gives them back when its slot is freed.
+ * Connections live in a table sized once, at boot, from the memory there is, so a flood of
+ * SYNs cannot use up the heap: once the table (or the listener's backlog) is full, further
+ * SYNs are dropped, and their clients retry. A connection takes its two buffers from the heap
+ * when its SYN arrives and gives them back when its slot is freed.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "cmdline.h"
+#include "frames.h"
+#include "heap.h"
 #include "kprintf.h"
+#include "panic.h"
 #include "ring.h"
 #include "tcp.h"
 #include "tcp_connection.h"
 
 #define MAX_LISTENERS  8
+/*
+ * The table may promise connections an eighth of the memory free at boot, buffers included;
+ * the rest is for everything else, the model among it. Every arriving segment searches the
+ * table, which bounds it from above; below, a table too small to be useful.
+ */
+#define MEMORY_SHARE    8
+#define MIN_CONNECTIONS 16
+#define MAX_CONNECTIONS 1024
 /* RFC 6298 2.1: before the first round-trip measurement, wait a second before resending. */
 #define INITIAL_RTO_MS 1000
 /* Like Linux, a floor under the peer's MSS, so no peer can make us send a byte per segment. */
@@ -34,7 +47,8 @@ struct tcp_listener {
 
 struct tcp_counters tcp_counters;
 static bool burst_ran_out;   /* the last tcp_poll left segments to send */
-static struct tcp_connection connections[TCP_MAX_CONNECTIONS];
+static struct tcp_connection *connections;
+static size_t capacity;
 static struct tcp_listener listeners[MAX_LISTENERS];
 /* Where the next tcp_poll starts: after the connection the last one stopped at, so that
  * every connection gets its turn to send. */
@@ -52,6 +66,35 @@ static const char *const state_names[] = {
     [TCP_TIME_WAIT] = "TIME_WAIT",
     [TCP_CLOSED] = "CLOSED",
 };
+
+/* What memory allows, or what `connections=N` on the command line asks for (tests fill the
+ * table, and a small one fills faster). */
+static size_t choose_capacity(void)
+{
+    const size_t cost = 2 * TCP_BUFFER_SIZE + sizeof(struct tcp_connection);
+    size_t affordable = frames_free_count() * FRAME_SIZE / MEMORY_SHARE / cost;
+    uint64_t asked;
+
+    if (cmdline_get_number("connections", &asked) && asked >= 1 && asked <= MAX_CONNECTIONS)
+        return (size_t)asked;
+    if (affordable < MIN_CONNECTIONS)
+        return MIN_CONNECTIONS;
+    return affordable < MAX_CONNECTIONS ? affordable : MAX_CONNECTIONS;
+}
+
+void tcp_init(void)
+{
+    capacity = choose_capacity();
+    connections = kcalloc(capacity, sizeof(*connections));
+    if (!connections)
+        panic("tcp: no memory for a table of %zu connections", capacity);
+    kprintf("tcp: room for %zu connections\n", capacity);
+}
+
+size_t tcp_capacity(void)
+{
+    return capacity;
+}
 
 struct tcp_listener *tcp_find_listener(uint16_t port)
 {
@@ -76,7 +119,7 @@ struct tcp_listener *tcp_listen(uint16_t port, int backlog)
 
 struct tcp_connection *tcp_find_connection(const struct tcp_segment *segment)
 {
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++) {
+    for (size_t i = 0; i < capacity; i++) {
         struct tcp_connection *c = &connections[i];
         if (c->state != TCP_FREE && c->local_port == segment->destination_port &&
             c->remote_port == segment->source_port &&
@@ -91,7 +134,7 @@ static int waiting_for_accept(const struct tcp_listener *listener)
 {
     int count = 0;
 
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++)
+    for (size_t i = 0; i < capacity; i++)
         if (connections[i].state != TCP_FREE && connections[i].listener == listener)
             count++;
     return count;
@@ -105,7 +148,7 @@ static struct tcp_connection *free_slot(void)
 {
     struct tcp_connection *oldest = NULL;
 
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++) {
+    for (size_t i = 0; i < capacity; i++) {
         struct tcp_connection *c = &connections[i];
         if (c->state == TCP_FREE)
             return c;
@@ -183,7 +226,7 @@ struct tcp_connection *tcp_open_from_listener(struct tcp_listener *listener,
 
 struct tcp_connection *tcp_accept(struct tcp_listener *listener)
 {
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++) {
+    for (size_t i = 0; i < capacity; i++) {
         struct tcp_connection *c = &connections[i];
         if (c->listener == listener && c->state != TCP_FREE &&
             c->state != TCP_SYN_RECEIVED) {
@@ -247,14 +290,14 @@ void tcp_poll(uint64_t now_ms)
 
     burst_ran_out = false;
     tcp_allow_burst(SEGMENTS_PER_POLL);
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++) {
-        size_t index = (first + i) % TCP_MAX_CONNECTIONS;
+    for (size_t i = 0; i < capacity; i++) {
+        size_t index = (first + i) % capacity;
         struct tcp_connection *c = &connections[index];
         if (c->state == TCP_FREE)
             continue;
         tcp_run_timers(c, now_ms);
         if (!tcp_output(c, now_ms, false)) {
-            first_to_poll = (index + 1) % TCP_MAX_CONNECTIONS;
+            first_to_poll = (index + 1) % capacity;
             burst_ran_out = true;
             return;
         }
@@ -288,20 +331,20 @@ void tcp_print_status(void)
     const struct tcp_counters *n = &tcp_counters;
     size_t active = 0;
 
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++)
+    for (size_t i = 0; i < capacity; i++)
         active += connections[i].state != TCP_FREE;
-    kprintf("tcp: connections=%zu/%u rx=%lu tx=%lu bad_checksum=%lu bad_header=%lu "
+    kprintf("tcp: connections=%zu/%zu rx=%lu tx=%lu bad_checksum=%lu bad_header=%lu "
             "not_unicast=%lu opened=%lu refused=%lu resets_sent=%lu resets_received=%lu "
             "retransmissions=%lu fast_retransmissions=%lu persist_probes=%lu "
             "out_of_order=%lu out_of_window=%lu\n",
-            active, TCP_MAX_CONNECTIONS, n->segments_received, n->segments_sent,
+            active, capacity, n->segments_received, n->segments_sent,
             n->bad_checksum, n->bad_header, n->not_unicast, n->connections_opened,
             n->connections_refused, n->resets_sent, n->resets_received, n->retransmissions,
             n->fast_retransmissions, n->persist_probes, n->out_of_order, n->out_of_window);
     for (size_t i = 0; i < MAX_LISTENERS; i++)
         if (listeners[i].port)
             kprintf("tcp listen %u backlog %d\n", listeners[i].port, listeners[i].backlog);
-    for (size_t i = 0; i < TCP_MAX_CONNECTIONS; i++)
+    for (size_t i = 0; i < capacity; i++)
         if (connections[i].state != TCP_FREE)
             print_connection(&connections[i]);
 }

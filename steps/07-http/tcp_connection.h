@@ -12,7 +12,6 @@
 #include "ring.h"
 #include "tcp.h"
 
-#define TCP_MAX_CONNECTIONS 80
 #define TCP_BUFFER_SIZE     (16 * 1024)
 /* Our maximum segment size: a 1500-byte Ethernet frame less 20 bytes of IPv4, 20 of TCP. */
 #define TCP_MSS             1460

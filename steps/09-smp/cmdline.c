@@ -4,6 +4,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "cmdline.h"
 #include "string.h"
 
@@ -49,6 +50,23 @@ bool cmdline_get(const char *name, char *value, size_t size)
             word++;
     }
     return false;
+}
+
+/* The value of `name=N`, N in decimal; false if the option is missing or not a number. */
+bool cmdline_get_number(const char *name, uint64_t *number)
+{
+    char value[24];
+    uint64_t result = 0;
+
+    if (!cmdline_get(name, value, sizeof(value)) || value[0] == '\0')
+        return false;
+    for (const char *digit = value; *digit; digit++) {
+        if (*digit < '0' || *digit > '9')
+            return false;
+        result = result * 10 + (uint64_t)(*digit - '0');
+    }
+    *number = result;
+    return true;
 }
 
 /* True if the bare word `flag` is on the command line. */

@@ -9,17 +9,14 @@
 #include <stdint.h>
 #include "http_parse.h"
 #include "http_server.h"
+#include "heap.h"
 #include "json.h"
 #include "kprintf.h"
 #include "strbuf.h"
 #include "string.h"
+#include "panic.h"
 #include "tcp.h"
 
-#define MAX_CONNECTIONS 48
-/* Beyond MAX_CONNECTIONS, a few more slots exist only to answer 503 properly. */
-#define OVERFLOW_SLOTS 8
-/* Connections TCP may hold for us between two polls: a burst of connects arrives at once. */
-#define BACKLOG 64
 #define MAX_BODY_SIZE (1024 * 1024)
 #define CHUNKED_INPUT_LIMIT (64 * 1024)
 /* A client gets this long to deliver a whole request: slowloris clients are cut off. */
@@ -59,7 +56,15 @@ struct http_connection {
 
 static struct tcp_listener *listener;
 static http_handler handler;
-static struct http_connection connections[MAX_CONNECTIONS + OVERFLOW_SLOTS];
+/*
+ * The server's share of TCP's table, which is sized from memory at boot: three quarters of
+ * its connections are served; an eighth more are only answered 503, so that a client beyond
+ * capacity hears why; the last eighth stays free for connections in TIME_WAIT or waiting to be
+ * accepted, and for the other services.
+ */
+static struct http_connection *connections;
+static int serving_slots;  /* connections[0 .. serving_slots) serve requests */
+static int slot_count;     /* ... and the rest, up to slot_count, answer 503 */
 static uint64_t now_ms;
 
 static const char *reason_phrase(int status)
@@ -95,8 +100,10 @@ static void write_status_and_headers(struct http_connection *c, int status,
                                      const char *content_type, const char *extra_headers)
 {
     strbuf_printf(&c->output, "HTTP/1.1 %d %s\r\nServer: ringzero\r\nContent-Type: %s\r\n"
-                  "Connection: %s\r\n%s", status, reason_phrase(status), content_type,
-                  keeps_alive(c) ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+                  "Connection: %s\r\n%s%s", status, reason_phrase(status), content_type,
+                  keeps_alive(c) ? "keep-alive" : "close",
+                  /* every 503 here means busy: a client may come back in a second */
+                  status == 503 ? "Retry-After: 1\r\n" : "", extra_headers ? extra_headers : "");
 }
 
 void http_reply(struct http_connection *c, int status, const char *content_type,
@@ -172,12 +179,19 @@ static void stop_producer(struct http_connection *c)
     c->producer = NULL;
 }
 
-/* Refuse the request and close: after a malformed request the byte stream cannot be trusted. */
-static void refuse(struct http_connection *c, int status, const char *message)
+/* Answer with an error and close: after a malformed request the byte stream cannot be
+ * trusted, and a client refused for want of room should not keep its connection. */
+static void close_with_error(struct http_connection *c, int status, const char *type,
+                             const char *message)
 {
     c->close_after_response = true;
-    http_reply_error(c, status, "invalid_request_error", message);
+    http_reply_error(c, status, type, message);
     c->phase = CLOSING;
+}
+
+static void refuse(struct http_connection *c, int status, const char *message)
+{
+    close_with_error(c, status, "invalid_request_error", message);
 }
 
 static size_t input_limit(const struct http_connection *c)
@@ -429,11 +443,11 @@ static struct http_connection *free_slot(int limit)
 
 static struct http_connection *open_connection(struct tcp_connection *tcp)
 {
-    struct http_connection *c = free_slot(MAX_CONNECTIONS);
+    struct http_connection *c = free_slot(serving_slots);
     bool overflow = !c;
 
     if (overflow)
-        c = free_slot(MAX_CONNECTIONS + OVERFLOW_SLOTS);
+        c = free_slot(slot_count);
     if (!c)
         return NULL;
     *c = (struct http_connection){ .in_use = true, .tcp = tcp, .phase = WAITING_HEAD,
@@ -443,7 +457,7 @@ static struct http_connection *open_connection(struct tcp_connection *tcp)
     strbuf_init(&c->body);
     strbuf_init(&c->output);
     if (overflow)
-        refuse(c, 503, "too many connections; try again later");
+        close_with_error(c, 503, "server_error", "too many connections; try again later");
     return c;
 }
 
@@ -460,7 +474,15 @@ static void accept_connections(void)
 void http_server_start(uint16_t port, http_handler request_handler)
 {
     handler = request_handler;
-    listener = tcp_listen(port, BACKLOG);
+    serving_slots = (int)(tcp_capacity() * 3 / 4);
+    slot_count = serving_slots + (int)(tcp_capacity() / 8);
+    connections = kcalloc((size_t)slot_count, sizeof(*connections));
+    if (!connections)
+        panic("http: no memory for %d connections", slot_count);
+    kprintf("http: %d connections at once, %d more answered 503\n", serving_slots,
+            slot_count - serving_slots);
+    /* The accept queue holds as many as the table: a burst of connects arrives at once. */
+    listener = tcp_listen(port, slot_count);
     if (!listener)
         kprintf("http: cannot listen on port %u\n", port);
     else
@@ -470,7 +492,7 @@ void http_server_start(uint16_t port, http_handler request_handler)
 /* A producer with room to write is work: the main loop must come round again, not halt. */
 bool http_server_work_waiting(void)
 {
-    for (int i = 0; i < MAX_CONNECTIONS + OVERFLOW_SLOTS; i++) {
+    for (int i = 0; i < slot_count; i++) {
         const struct http_connection *c = &connections[i];
         if (c->in_use && c->producer && pending_output(c) < OUTPUT_HIGH_WATER)
             return true;
@@ -484,7 +506,7 @@ void http_server_poll(uint64_t now)
     if (!listener)
         return;
     accept_connections();
-    for (int i = 0; i < MAX_CONNECTIONS + OVERFLOW_SLOTS; i++)
+    for (int i = 0; i < slot_count; i++)
         if (connections[i].in_use)
             service(&connections[i]);
 }

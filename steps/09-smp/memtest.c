@@ -219,13 +219,9 @@ static void test_heap(void)
 
 static uint64_t choose_seed(void)
 {
-    char value[24];
-    uint64_t seed = 0;
+    uint64_t seed;
 
-    if (cmdline_get("seed", value, sizeof(value)))
-        for (const char *p = value; *p >= '0' && *p <= '9'; p++)
-            seed = seed * 10 + (uint64_t)(*p - '0');
-    else
+    if (!cmdline_get_number("seed", &seed))
         seed = rdtsc();
     /* xorshift never leaves zero. */
     return seed ? seed : 1;

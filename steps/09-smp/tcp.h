@@ -19,6 +19,11 @@
 struct tcp_listener;
 struct tcp_connection;
 
+/* Size the connection table from the memory that is free (once, after the heap is up). */
+void tcp_init(void);
+/* How many connections the table holds: the most that can be open at once. */
+size_t tcp_capacity(void);
+
 /*
  * Accept connections to port. At most backlog of them wait for tcp_accept(); connections
  * beyond that, or beyond the kernel's connection table, have their SYNs dropped: the client

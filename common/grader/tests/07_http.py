@@ -14,6 +14,7 @@ import contextlib
 import http.client
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -583,10 +584,15 @@ def sent_whole(server, data, what):
 
 @test(10, "more than 48 connections: 503, and the server recovers", timeout=60)
 def connection_limit(m):
-    """48 keep-alive clients each finish a request and stay connected. A 49th that only
-    waits gets 503 with the error body, and so must one that sends its request at once (as
-    every real client does). When one of the 48 leaves, a new client is served again."""
-    server = hc.boot_http(m)
+    """Booted with `connections=64`, the server says it serves 48 connections at once and
+    answers 8 more with 503. 48 keep-alive clients each finish a request and stay connected. A
+    49th that only waits gets 503 with the error body and `Retry-After`, and so must one that
+    sends its request at once (as every real client does). When one of the 48 leaves, a new
+    client is served again."""
+    server = hc.boot_http(m, cmdline="connections=64")
+    check(re.search(r"^http: 48 connections at once, 8 more answered 503$", m.output, re.M),
+          "with connections=64 the server does not say `http: 48 connections at once, 8 more "
+          "answered 503`")
     held = []
     try:
         for n in range(48):
@@ -601,6 +607,8 @@ def connection_limit(m):
                                "a 49th client that waits")
         sock.close()
         hc.check_error(response, 503, "a 49th client that waits")
+        check(response.header("Retry-After") == "1",
+              f"the 503 says Retry-After: {response.header('Retry-After')!r}, not 1")
         for attempt in range(3):
             response = server.exchange(hc.request_bytes("GET", "/health"),
                                        f"a 49th client that sends at once (try {attempt + 1})")
