@@ -105,12 +105,15 @@ def stop(process):
 
 class Kernel:
     """The kernel in QEMU with guest_port forwarded from self.port on 127.0.0.1. self.lines
-    is its serial output so far, a line each; self.process is QEMU."""
+    is its serial output so far, a line each; self.process is QEMU. A subclass boots another
+    guest on the same virtual machine by overriding qemu_argv and READY_LINE (linux_peer.py)."""
+
+    READY_LINE = "ready"  # what the guest prints on its serial console once it serves
 
     def __init__(self, iso, accel, guest_port, memory="256M", cpus=1):
         self.port = nic.free_port()
-        argv = qemu.build_argv(iso, memory=memory, accel=accel, smp=cpus, serial="stdio",
-                               extra_args=nic.user_nic([(self.port, guest_port)]))
+        argv = self.qemu_argv(iso, accel, memory, cpus,
+                              nic.user_nic([(self.port, guest_port)]))
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=self.stderr, start_new_session=True)
@@ -121,11 +124,15 @@ class Kernel:
     def _read_serial(self):
         for raw in self.process.stdout:
             self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-            if self.lines[-1] == "ready":
+            if self.lines[-1] == self.READY_LINE:
                 self.ready.set()
 
+    def qemu_argv(self, iso, accel, memory, cpus, nic_args):
+        return qemu.build_argv(iso, memory=memory, accel=accel, smp=cpus, serial="stdio",
+                               extra_args=nic_args)
+
     def wait_ready(self, timeout):
-        """Wait until the kernel prints `ready`; stop it and raise BenchError if it does not
+        """Wait until the guest prints READY_LINE; stop it and raise BenchError if it does not
         within timeout seconds."""
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.2):
