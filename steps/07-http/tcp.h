@@ -65,5 +65,13 @@ bool tcp_work_waiting(void);
 /* A segment for this host, from ipv4. The addresses are in host byte order. */
 void tcp_receive(uint32_t source, uint32_t destination, const void *segment, size_t length);
 
+/* For /metrics. */
+struct tcp_statistics {
+    size_t open, capacity;
+    uint64_t opened, refused, resets_sent, resets_received;
+};
+
+void tcp_get_statistics(struct tcp_statistics *statistics);
+
 /* The counters and a line per connection, for the shell's `tcp` command. */
 void tcp_print_status(void);

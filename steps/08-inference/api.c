@@ -13,6 +13,7 @@
 #include "generate.h"
 #include "heap.h"
 #include "infer.h"
+#include "metrics.h"
 #include "rtc.h"
 #include "kprintf.h"
 #include "string.h"
@@ -131,6 +132,9 @@ static const struct route routes[] = {
     { "GET", "/", handle_chat_page },
     { "GET", "/health", handle_health },
     { "GET", "/v1/models", handle_models },
+    { "GET", "/metrics", metrics_handle },
+    { "GET", "/props", props_handle },
+    { "GET", "/slots", slots_handle },
     { "POST", "/v1/completions", generate_completion },
     { "POST", "/v1/chat/completions", generate_chat },
     { "POST", "/v1/embeddings", embeddings_create },

@@ -5,7 +5,8 @@
  * http_server.h), reading the prompt a token at a time and then writing one, so the server
  * keeps answering other clients, /health included, while a long one runs. With "stream": true
  * each token goes out at once as a Server-Sent Event; otherwise the answer is sent whole at
- * the end.
+ * the end. At most slots_total() generations run at once; the others wait in line for a slot
+ * (slots.h), holding only their prompt's tokens until then.
  *
  * The chat template, documented for clients that render prompts themselves: every message
  * becomes "<|role|>\n" followed by its content and "\n", and the prompt ends with
@@ -20,11 +21,11 @@
 #include "infer.h"
 #include "kprintf.h"
 #include "rtc.h"
+#include "slots.h"
 #include "string.h"
 #include "x86.h"
 
 #define MAX_STOPS 4
-#define DEFAULT_MAX_TOKENS 16
 #define MICROS 1000000
 
 enum kind { COMPLETION, CHAT };
@@ -33,6 +34,9 @@ struct generation {
     enum kind kind;
     bool stream;
     struct infer_sampling sampling;
+    int *prompt;                 /* the prompt's tokens, until its session starts */
+    int slot;                    /* SLOT_NONE while waiting in line */
+    uint64_t task;               /* its number, counted from 1 since boot */
     struct infer_session *session;
     int previous;                /* the last token read or written: it shapes the next piece */
     int prompt_tokens, completion_tokens;
@@ -48,11 +52,19 @@ struct generation {
 };
 
 static uint64_t generation_count;
+static struct generate_counters counters;
+
+const struct generate_counters *generate_counters(void)
+{
+    return &counters;
+}
 
 static void release_generation(void *state)
 {
     struct generation *g = state;
 
+    slots_leave(g, g->slot);
+    kfree(g->prompt);
     if (g->session)
         infer_finish(g->session);
     strbuf_free(&g->text);
@@ -92,7 +104,7 @@ static bool read_settings(struct generation *g, const struct api_request *reques
 {
     int64_t n = 1, seed = -1;
 
-    g->max_tokens = DEFAULT_MAX_TOKENS;
+    g->max_tokens = GENERATE_DEFAULT_MAX_TOKENS;
     g->sampling = (struct infer_sampling){ .temperature_micros = MICROS,
                                            .top_p_micros = MICROS };
     if (!api_int_field(request, "max_tokens", 0, infer_model()->context_length, &g->max_tokens) ||
@@ -269,22 +281,59 @@ static void generate_one(struct generation *g)
     size_t piece_start = g->text.length;
 
     g->completion_tokens++;
+    counters.predicted_tokens++;
+    slots_info(g->slot)->decoded = g->completion_tokens;
     infer_append_piece(g->previous, token, &g->text);
     g->previous = token;
     if (reached_stop(g, piece_start))
         g->finish_reason = "stop";
 }
 
+/* First in line with a slot free: start reading the prompt. False if that failed (and the
+ * client has its error). */
+static bool begin(struct http_connection *connection, struct generation *g)
+{
+    g->session = infer_start(g->prompt, g->prompt_tokens, &g->sampling);
+    kfree(g->prompt);
+    g->prompt = NULL;
+    if (!g->session) {
+        http_reply_error(connection, 503, "server_error",
+                         "server busy: no memory for another generation");
+        return false;
+    }
+    counters.prompt_tokens += (uint64_t)g->prompt_tokens;
+    *slots_info(g->slot) = (struct slot_info){ .busy = true, .task = g->task,
+                                               .prompt_tokens = g->prompt_tokens,
+                                               .stream = g->stream };
+    if (g->stream)
+        http_stream_start(connection, 200, "text/event-stream");
+    return true;
+}
+
 static bool produce(struct http_connection *connection, void *state)
 {
     struct generation *g = state;
 
+    if (!g->session) {
+        if ((g->slot = slots_take(g)) == SLOT_NONE)
+            return true;
+        return begin(connection, g);
+    }
     generate_one(g);
     if (g->stream)
         stream_progress(connection, g);
     else if (g->finish_reason)
         reply_whole(connection, g);
     return g->finish_reason == NULL;
+}
+
+static void refuse_busy(struct http_connection *connection)
+{
+    char message[128];
+
+    snprintf(message, sizeof(message), "server busy: %d generations running and %d waiting; "
+             "try again later", slots_busy(), slots_waiting());
+    http_reply_error(connection, 503, "server_error", message);
 }
 
 /* prompt_field names the request's field the prompt came from, for a client's error. */
@@ -298,21 +347,19 @@ static void start(const struct api_request *request, struct generation *g, const
         release_generation(g);
         return;
     }
+    g->prompt = tokens;
     g->prompt_tokens = count;
     g->previous = count > 0 ? tokens[count - 1] : -1;
-    g->session = infer_start(tokens, count, &g->sampling);
-    kfree(tokens);
-    if (!g->session) {
-        http_reply_error(request->connection, 503, "server_error",
-                         "server busy: no memory for another generation");
+    if (!slots_enter(g)) {
+        counters.refused++;
+        refuse_busy(request->connection);
         release_generation(g);
         return;
     }
     g->created = rtc_unix_time();
+    g->task = ++generation_count;
     snprintf(g->id, sizeof(g->id), "%s-%lu", g->kind == COMPLETION ? "cmpl" : "chatcmpl",
-             ++generation_count);
-    if (g->stream)
-        http_stream_start(request->connection, 200, "text/event-stream");
+             g->task);
     http_set_producer(request->connection, produce, g, release_generation);
 }
 
@@ -325,6 +372,7 @@ static struct generation *new_generation(const struct api_request *request, enum
         return NULL;
     }
     g->kind = kind;
+    g->slot = SLOT_NONE;
     strbuf_init(&g->text);
     if (!read_settings(g, request)) {
         release_generation(g);

@@ -30,6 +30,9 @@ typedef bool (*http_producer)(struct http_connection *connection, void *state);
 void http_server_start(uint16_t port, http_handler handler);
 void http_server_poll(uint64_t now_ms);
 bool http_server_work_waiting(void);
+/* For /metrics: responses sent with this status, and connections open now. */
+uint64_t http_server_responses(int status);
+int http_server_open_connections(void);
 
 void http_reply(struct http_connection *connection, int status, const char *content_type,
                 const void *body, size_t length, const char *extra_headers);

@@ -15,3 +15,6 @@ void interrupt_dispatch(struct trap_frame *frame);
 /* Halt until an interrupt comes, unless work_waiting() says there is work already. */
 void wait_for_interrupt(bool (*work_waiting)(void));
 void interrupts_print(void);
+/* For /metrics: a line's device (NULL when none registered) and its interrupts so far. */
+const char *interrupt_name(uint8_t line);
+uint64_t interrupt_count(uint8_t line);

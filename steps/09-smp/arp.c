@@ -1,7 +1,9 @@
 /*
  * ARP (RFC 826): which Ethernet address has this IPv4 address? Answers are cached for a while,
  * and one IPv4 packet per address waits in the cache while its question is out, so the first
- * packet to a new neighbour is not lost.
+ * packet to a new neighbour is not lost. An answer that grows old is asked for again while
+ * it is still used (it is forgotten only if nobody answers), and the console hears of a
+ * neighbour only when it is new or its address changed, not at every refresh.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,13 +34,14 @@ struct arp_packet {
     uint32_t target_ip;
 } __attribute__((packed));
 
-enum entry_state { ENTRY_FREE, ENTRY_RESOLVING, ENTRY_RESOLVED };
+/* REFRESHING: resolved and still used, but old enough that the question is out again. */
+enum entry_state { ENTRY_FREE, ENTRY_RESOLVING, ENTRY_RESOLVED, ENTRY_REFRESHING };
 
 struct arp_entry {
     enum entry_state state;
     uint32_t ip;
     uint8_t mac[MAC_SIZE];
-    uint64_t expires_ms;       /* RESOLVED: when to forget; RESOLVING: when to ask again */
+    uint64_t expires_ms;       /* RESOLVED: when to ask again; otherwise: when to ask again or give up */
     int requests_sent;
     size_t queued_length;      /* 0 when no packet waits */
     uint8_t queued[ETHERNET_MTU];
@@ -100,17 +103,23 @@ static void send_request(struct arp_entry *entry)
     entry->expires_ms = clock_ms() + RETRY_INTERVAL_MS;
 }
 
+static bool usable(const struct arp_entry *entry)
+{
+    return entry->state == ENTRY_RESOLVED || entry->state == ENTRY_REFRESHING;
+}
+
 static void resolved(struct arp_entry *entry, const uint8_t *mac)
 {
     char ip_text[16], mac_text[18];
 
-    if (entry->state == ENTRY_RESOLVING) {
+    if (!usable(entry) || memcmp(entry->mac, mac, MAC_SIZE) != 0) {
         format_ipv4(ip_text, sizeof(ip_text), entry->ip);
         format_mac(mac_text, sizeof(mac_text), mac);
         kprintf("arp: %s is at %s\n", ip_text, mac_text);
     }
     memcpy(entry->mac, mac, MAC_SIZE);
     entry->state = ENTRY_RESOLVED;
+    entry->requests_sent = 0;
     entry->expires_ms = clock_ms() + ENTRY_LIFETIME_MS;
     if (entry->queued_length) {
         net_send_ethernet(entry->mac, ETHERTYPE_IPV4, entry->queued, entry->queued_length);
@@ -163,7 +172,7 @@ bool arp_send_ipv4(uint32_t next_hop, const void *packet, size_t length)
 
     if (length > ETHERNET_MTU)
         return false;
-    if (entry && entry->state == ENTRY_RESOLVED)
+    if (entry && usable(entry))
         return net_send_ethernet(entry->mac, ETHERTYPE_IPV4, packet, length);
     if (!entry) {
         entry = allocate(next_hop);
@@ -177,7 +186,7 @@ bool arp_send_ipv4(uint32_t next_hop, const void *packet, size_t length)
     return true;
 }
 
-/* Ask again for unanswered questions, give up after a few, and forget stale answers. */
+/* Ask again for unanswered questions and for old answers; give up after a few. */
 void arp_poll(void)
 {
     uint64_t now = clock_ms();
@@ -186,7 +195,9 @@ void arp_poll(void)
         struct arp_entry *entry = &cache[i];
         if (entry->state == ENTRY_FREE || now < entry->expires_ms)
             continue;
-        if (entry->state == ENTRY_RESOLVING && entry->requests_sent < MAX_REQUESTS) {
+        if (entry->state == ENTRY_RESOLVED)
+            entry->state = ENTRY_REFRESHING;
+        if (entry->requests_sent < MAX_REQUESTS) {
             send_request(entry);
             continue;
         }
@@ -206,8 +217,7 @@ void arp_print_cache(void)
             continue;
         format_ipv4(ip_text, sizeof(ip_text), cache[i].ip);
         format_mac(mac_text, sizeof(mac_text), cache[i].mac);
-        kprintf("arp: %s %s %s\n", ip_text,
-                cache[i].state == ENTRY_RESOLVED ? mac_text : "(resolving)",
-                cache[i].state == ENTRY_RESOLVED ? "resolved" : "pending");
+        kprintf("arp: %s %s %s\n", ip_text, usable(&cache[i]) ? mac_text : "(resolving)",
+                usable(&cache[i]) ? "resolved" : "pending");
     }
 }

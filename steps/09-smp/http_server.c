@@ -66,6 +66,8 @@ static struct http_connection *connections;
 static int serving_slots;  /* connections[0 .. serving_slots) serve requests */
 static int slot_count;     /* ... and the rest, up to slot_count, answer 503 */
 static uint64_t now_ms;
+/* Responses sent, by status (100 to 599), for /metrics. */
+static uint64_t responses_by_status[600];
 
 static const char *reason_phrase(int status)
 {
@@ -99,6 +101,7 @@ static bool keeps_alive(const struct http_connection *c)
 static void write_status_and_headers(struct http_connection *c, int status,
                                      const char *content_type, const char *extra_headers)
 {
+    responses_by_status[status]++;
     strbuf_printf(&c->output, "HTTP/1.1 %d %s\r\nServer: ringzero\r\nContent-Type: %s\r\n"
                   "Connection: %s\r\n%s%s", status, reason_phrase(status), content_type,
                   keeps_alive(c) ? "keep-alive" : "close",
@@ -487,6 +490,20 @@ void http_server_start(uint16_t port, http_handler request_handler)
         kprintf("http: cannot listen on port %u\n", port);
     else
         kprintf("http: listening on port %u\n", port);
+}
+
+uint64_t http_server_responses(int status)
+{
+    return status >= 100 && status < 600 ? responses_by_status[status] : 0;
+}
+
+int http_server_open_connections(void)
+{
+    int open = 0;
+
+    for (int i = 0; i < slot_count; i++)
+        open += connections[i].in_use;
+    return open;
 }
 
 /* A producer with room to write is work: the main loop must come round again, not halt. */

@@ -83,6 +83,16 @@ void wait_for_interrupt(bool (*work_waiting)(void))
     this_cpu()->halted_tsc += halt_until_interrupt();
 }
 
+const char *interrupt_name(uint8_t line)
+{
+    return line < PIC_LINES ? lines[line].name : NULL;
+}
+
+uint64_t interrupt_count(uint8_t line)
+{
+    return line < PIC_LINES ? lines[line].count : 0;
+}
+
 /* The shell's `irq`: how often each line interrupted, and how much of the time each CPU slept. */
 void interrupts_print(void)
 {

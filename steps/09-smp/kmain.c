@@ -31,6 +31,7 @@
 #include "serial.h"
 #include "services.h"
 #include "shell.h"
+#include "slots.h"
 #include "smp.h"
 #include "smp_selftest.h"
 #include "panic.h"
@@ -99,6 +100,7 @@ void kmain(uint32_t multiboot_magic, uint32_t multiboot_info)
     tcp_init();
     services_init();
     rtc_init();
+    slots_init();
     http_server_start(HTTP_PORT, api_handle);
     serial_enable_receive_interrupt();
     kprintf("ready\n");

@@ -326,13 +326,28 @@ static void print_connection(const struct tcp_connection *c)
             c->rto_ms);
 }
 
+static size_t open_connections(void)
+{
+    size_t open = 0;
+
+    for (size_t i = 0; i < capacity; i++)
+        open += connections[i].state != TCP_FREE;
+    return open;
+}
+
+void tcp_get_statistics(struct tcp_statistics *statistics)
+{
+    *statistics = (struct tcp_statistics){
+        .open = open_connections(), .capacity = capacity,
+        .opened = tcp_counters.connections_opened, .refused = tcp_counters.connections_refused,
+        .resets_sent = tcp_counters.resets_sent, .resets_received = tcp_counters.resets_received,
+    };
+}
+
 void tcp_print_status(void)
 {
     const struct tcp_counters *n = &tcp_counters;
-    size_t active = 0;
-
-    for (size_t i = 0; i < capacity; i++)
-        active += connections[i].state != TCP_FREE;
+    size_t active = open_connections();
     kprintf("tcp: connections=%zu/%zu rx=%lu tx=%lu bad_checksum=%lu bad_header=%lu "
             "not_unicast=%lu opened=%lu refused=%lu resets_sent=%lu resets_received=%lu "
             "retransmissions=%lu fast_retransmissions=%lu persist_probes=%lu "

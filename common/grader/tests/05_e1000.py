@@ -140,6 +140,40 @@ def gateway_ping_wire(m):
     m.expect(r"^ready$")
 
 
+@test(5, "ARP refreshes old answers quietly and reports a change", timeout=45)
+def arp_quiet_refresh(m):
+    """The peer introduces itself twice: one console line `arp: <peer> is at <mac>`. Once the
+    answer is a minute old the kernel asks for the peer again, by itself (an answer is
+    refreshed while in use, not dropped and learned anew); the test answers with the same
+    MAC, and the kernel, still replying to pings, prints nothing. Then the peer shows up with a
+    new MAC: a second line, with the new MAC, and the next echo reply goes there."""
+    s = WireSession(m)
+    s.boot()
+    s.introduce()
+    s.introduce()
+    peer = re.escape(ip_text(s.peer.ip))
+    m.expect(rf"^arp: {peer} is at {re.escape(mac_text(s.peer.mac))}$")
+    request = s.wire.receive(lambda f: f.ethertype == ETHERTYPE_ARP and is_request_for(
+        f, s.peer.ip), 25, "ARP request refreshing the peer's entry after a minute")
+    s.wire.send(ethernet(s.kernel.mac, s.peer.mac, ETHERTYPE_ARP,
+                         arp(ARP_REPLY, s.peer.mac, s.peer.ip, s.kernel.mac, s.kernel.ip)))
+    fence(s, "the refreshed answer")
+    lines = re.findall(rf"^arp: {peer} is at .*$", m.output, re.M)
+    check(len(lines) == 1, f"the console reported the peer {len(lines)} times, though its MAC "
+          f"never changed: {lines}")
+    check(request.destination in (BROADCAST, s.peer.mac), "the refresh request goes to "
+          f"{mac_text(request.destination)}")
+    s.peer.mac = bytes([0x02]) + random.randbytes(5)
+    s.introduce()
+    m.expect(rf"^arp: {peer} is at {re.escape(mac_text(s.peer.mac))}$")
+    fence(s, "the peer's new MAC")
+
+
+def is_request_for(frame, ip):
+    packet = parse_arp(frame.payload)
+    return packet is not None and packet.operation == ARP_REQUEST and packet.target_ip == ip
+
+
 @test(10, "ARP request gets an exact reply", timeout=30)
 def arp_reply(m):
     """A broadcast ARP request for the kernel's address gets a reply, every field exact; so
