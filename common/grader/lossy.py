@@ -29,6 +29,7 @@ from nic import DgramCable
 
 CLONE_NEWNET = 0x40000000
 ECHO_CLIENT = Path(__file__).resolve().parent / "echo_client.py"
+HTTP_CROWD = Path(__file__).resolve().parent / "http_crowd.py"
 # For Linux as the peer: the kernel offers neither SACK nor timestamps, so Linux cannot time
 # a retransmitted segment and, under heavy loss, backs off exponentially on every lost one (to
 # 2 minutes). Linux 6.15 and later can cap that at 1 s (older ones lack the knob: slower).
@@ -103,18 +104,30 @@ class Namespace:
 
     def run_echo_client(self, host, port, size, seed, timeout, clients=1, stall=None):
         """echo_client.py inside the namespace; its result, as echo_client.run_clients."""
-        argv = self.command([sys.executable, str(ECHO_CLIENT), host, str(port), "--size",
-                             str(size), "--clients", str(clients), "--seed", str(seed),
-                             "--timeout", f"{max(1.0, timeout - 2):.0f}"] +
-                            (["--stall", str(stall)] if stall else []))
+        arguments = [host, str(port), "--size", str(size), "--clients", str(clients),
+                     "--seed", str(seed), "--timeout", f"{max(1.0, timeout - 2):.0f}"]
+        return self._run_client(ECHO_CLIENT, arguments + (["--stall", str(stall)] if stall
+                                                          else []), timeout, "echo client")
+
+    def run_http_crowd(self, host, port, clients, requests, deadline, path="/health"):
+        """http_crowd.py inside the namespace; its report, as http_crowd.run_crowd. deadline
+        is the crowd's own; the program gets a little longer to report."""
+        return self._run_client(HTTP_CROWD, [host, str(port), "--clients", str(clients),
+                                             "--requests", str(requests), "--timeout",
+                                             f"{deadline:g}", "--path", path],
+                                deadline + 30, "HTTP crowd")
+
+    def _run_client(self, program, arguments, timeout, name):
+        """A client program run inside the namespace: the JSON object it prints."""
+        argv = self.command([sys.executable, str(program), *arguments])
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            fail(f"the echo client in the namespace did not finish in {timeout:.0f}s")
+            fail(f"the {name} in the namespace did not finish in {timeout:.0f}s")
         try:
             return json.loads(done.stdout)
         except json.JSONDecodeError:
-            fail(f"grader error: the echo client printed {done.stdout!r}, stderr "
+            fail(f"grader error: the {name} printed {done.stdout!r}, stderr "
                  f"{done.stderr.strip()[-300:]!r}")
 
     def open_tap(self):
@@ -155,7 +168,7 @@ class LossyRelay(DgramCable):
     once the kernel has booted). nic_args() gives QEMU its end of the cable.
     """
 
-    def __init__(self, m, tap_fd, seed, hold_ms=20):
+    def __init__(self, m, tap_fd, seed, hold_ms=20, trace_length=4000):
         super().__init__(m, "relay")
         self.m, self.tap_fd = m, tap_fd
         self.hold = hold_ms / 1000
@@ -167,7 +180,7 @@ class LossyRelay(DgramCable):
         self.error = None
         self.started = time.monotonic()
         # The latest frames, for the failure log: (time, direction, fate, first bytes).
-        self.trace = collections.deque(maxlen=4000)
+        self.trace = collections.deque(maxlen=trace_length)
 
     def set_faults(self, loss=0.0, duplicate=0.0, reorder=0.0):
         self.faults = Faults(loss, duplicate, reorder)

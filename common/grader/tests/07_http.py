@@ -3,7 +3,8 @@
 Every test boots the kernel with QEMU's user networking forwarding a free port on 127.0.0.1
 to the guest's port 80, then talks to it the way users will: curl, Python's http.client, the
 official `openai` npm package, and raw sockets where the test must control every byte (errors,
-pipelining, slow and hostile clients).
+pipelining, slow and hostile clients). The crowd tests at the end are the exception: hundreds
+of clients at once come from Linux in a network namespace wired to the e1000 (see there).
 
 These tests also run against steps 08 and 09, where a real model replaces the placeholder. So
 they assert shapes and behaviour that hold for any model, and check the placeholder's exact
@@ -20,6 +21,8 @@ import threading
 import time
 
 import http_clients as hc
+import lossy
+import shell
 from gradelib import TestFailure, check, fail, test
 
 PROMPT = "ringzero serves its first HTTP request"
@@ -760,3 +763,134 @@ def garbage(m):
             check(response.status == 200, f"{what}: {response.describe()}")
         server.health(f"after {what}")
 
+
+# ---------------------------------------------------------------------------------------------
+# A crowd
+#
+# Hundreds of clients connecting in the same moment cannot come through QEMU's port forward:
+# it loses connects from such a burst before the guest ever sees them (it loses some of 512
+# even to Linux and nginx as the guest). So the crowd is Linux in a network namespace of the
+# test's own, wired straight to the e1000 (lossy.LossyRelay without faults: a plain cable),
+# running http_crowd.py; the kernel keeps its default address.
+
+KERNEL_ADDRESS = "10.0.2.15"
+# Deadlines on KVM, scaled like every client timeout under TCG: a whole crowd's (it takes a
+# few seconds; those whose SYNs are dropped come back after 1, 3, 7, 15 and 31 s), and one
+# request's.
+CROWD_DEADLINE = 60
+ONE_REQUEST_DEADLINE = 10
+# Enough frames to hold a whole crowd of 512 (handshakes, 20 requests and answers, closes).
+CROWD_TRACE_FRAMES = 60000
+
+
+@test(20, "256 clients at once, 50 keep-alive requests each, all served", timeout=100)
+def crowd_served(m):
+    """256 clients connect in the same moment and each sends 50 requests for /health, one
+    after another, on its one keep-alive connection. With the grader's 256 MiB the server
+    serves several hundred connections at once, so all 256 must be served: every client gets
+    its 50 answers, none is refused, reset, closed early or left waiting, and `tcp` shows that
+    the kernel sent no reset meanwhile, nor dropped a SYN (the table and the accept queue have
+    room for the whole burst). Afterwards /health still answers."""
+    with crowd_wire(m, "crowd_served") as namespace:
+        served = served_at_once(m)
+        check(served >= 256, f"with 256 MiB the server serves only {served} connections at "
+                             "once, fewer than a crowd of 256")
+        result, changes = crowd_with_counters(m, namespace, clients=256, requests=50)
+        check(result["completed"] == 256 and not result["failures"],
+              f"256 clients of 50 requests each: {describe_crowd(result, changes)}")
+        check_no_resets(changes)
+        check(not changes.get("refused"), f"the kernel dropped {changes.get('refused')} SYNs "
+              f"of a burst of 256 it has room for (`tcp` counters changed by {changes})")
+        check_still_serving(m, namespace)
+
+
+@test(20, "512 clients against room for 192: served or refused with 503", timeout=100)
+def crowd_beyond_capacity(m):
+    """Booted with `connections=256`, the server serves 192 connections at once and answers
+    32 more with 503. 512 clients connect in the same moment, each to send 20 keep-alive
+    requests for /health. Every client must end cleanly: its 20 answers, or a 503 with
+    OpenAI's error body and Retry-After. Those beyond even the 503s must still get in: their
+    SYNs are dropped, not reset, so Linux sends them again a second or more later, when others
+    have left. At least 192 must be served and at least one refused (else the crowd was not
+    beyond capacity), and `tcp` shows that the kernel sent no reset. Afterwards /health still
+    answers."""
+    with crowd_wire(m, "crowd_beyond_capacity", "connections=256") as namespace:
+        served = served_at_once(m)
+        check(served == 192, f"with connections=256 the server says it serves {served} "
+                             "connections at once, not 192")
+        result, changes = crowd_with_counters(m, namespace, clients=512, requests=20)
+        ended_cleanly = result["completed"] + result["refused"]
+        check(ended_cleanly == 512 and not result["failures"],
+              f"of 512 clients only {ended_cleanly} were served or refused with a proper 503: "
+              f"{describe_crowd(result, changes)}")
+        check(result["refused"] >= 1, f"512 clients against 192 served, yet none got a 503: "
+                                      f"{describe_crowd(result, changes)}")
+        check(result["completed"] >= 192, f"fewer than the 192 the server serves at once "
+                                          f"completed: {describe_crowd(result, changes)}")
+        check_no_resets(changes)
+        check_still_serving(m, namespace)
+
+
+@contextlib.contextmanager
+def crowd_wire(m, name, cmdline=""):
+    """Boot with the e1000 cabled to a namespace of the test's own, the shell's input
+    connected; yields the namespace. On a failure the relay's latest frames are saved."""
+    trace = m.run.log_dir / f"07_{name}.frames.txt"
+    trace.unlink(missing_ok=True)
+    with lossy.Namespace() as namespace, \
+            lossy.LossyRelay(m, namespace.open_tap(), seed=name,
+                             trace_length=CROWD_TRACE_FRAMES) as relay:
+        shell.boot_with_console(m, cmdline=f"noping {cmdline}".strip(),
+                                extra_args=relay.nic_args())
+        m.expect(rf"^http: listening on port {hc.GUEST_PORT}$")
+        m.expect(r"^ready$")
+        try:
+            yield namespace
+            check(relay.error is None, f"grader error: the relay failed: {relay.error}")
+        except TestFailure as failure:
+            relay.write_trace(trace)
+            raise TestFailure(f"{failure} (the last frames are in {trace})") from None
+
+
+def served_at_once(m):
+    """How many connections the server said at boot it serves at once."""
+    line = re.search(r"^http: (\d+) connections at once, \d+ more answered 503$", m.output,
+                     re.MULTILINE)
+    check(line, "the server did not say at boot `http: N connections at once, M more "
+                "answered 503`")
+    return int(line[1])
+
+
+def crowd_with_counters(m, namespace, clients, requests):
+    """Run a crowd; returns its report and what changed in `tcp`'s counters meanwhile."""
+    before, _ = shell.tcp_status(m)
+    result = run_crowd(m, namespace, clients, requests)
+    after, _ = shell.tcp_status(m)
+    return result, shell.counter_changes(before, after)
+
+
+def run_crowd(m, namespace, clients, requests, deadline=CROWD_DEADLINE):
+    result = namespace.run_http_crowd(KERNEL_ADDRESS, hc.GUEST_PORT, clients, requests,
+                                      deadline=deadline * m.run.timeout_scale)
+    shell.require_running(m, f"a crowd of {clients} clients")
+    return result
+
+
+def describe_crowd(result, changes):
+    examples = "; ".join(result["examples"]) or "none"
+    return (f"{result['completed']} completed, {result['refused']} refused, failures "
+            f"{result['failures'] or 'none'} ({examples}), {result['responses']} responses in "
+            f"{result['seconds']:.0f}s; `tcp` counters changed by {changes}")
+
+
+def check_no_resets(changes):
+    check(not changes.get("resets_sent"),
+          f"the kernel sent {changes.get('resets_sent')} TCP resets during the crowd; a "
+          f"connection must be served, answered 503, or its SYN dropped (`tcp` counters "
+          f"changed by {changes})")
+
+
+def check_still_serving(m, namespace):
+    result = run_crowd(m, namespace, clients=1, requests=1, deadline=ONE_REQUEST_DEADLINE)
+    check(result["completed"] == 1, f"GET /health after the crowd: "
+                                    f"{'; '.join(result['examples']) or result}")
