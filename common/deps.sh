@@ -9,10 +9,10 @@ set -eu
 # Packages checked by name. clangd and tshark: the students' tools that make test tries
 # (common/tools_test.py). chromium: step 08's chat page and the book's pages (make book-check)
 # are tested in it (headless, driven by playwright-core from common/npm, which never downloads a
-# browser of its own).
+# browser of its own). python3-prometheus-client: the parser that reads /metrics in the tests.
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
 qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2 chromium
-clangd tshark"
+clangd tshark python3-prometheus-client"
 
 # Only for `make model` (training): deps.sh ensure-model.
 MODEL_PACKAGES="python3-torch python3-numpy fortunes libopenblas0-pthread"

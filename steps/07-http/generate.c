@@ -26,7 +26,11 @@
 #include "x86.h"
 
 #define MAX_STOPS 4
+#define DEFAULT_MAX_TOKENS 16
 #define MICROS 1000000
+/* Whole numbers, as generate_write_default_settings prints them. */
+#define DEFAULT_TEMPERATURE (1 * MICROS)
+#define DEFAULT_TOP_P (1 * MICROS)
 
 enum kind { COMPLETION, CHAT };
 
@@ -99,14 +103,23 @@ static bool read_stops(struct generation *g, const struct api_request *request)
     return true;
 }
 
+/* For /props: the settings a generation gets when its request names none. */
+void generate_write_default_settings(struct strbuf *json)
+{
+    strbuf_printf(json, "{\"n_ctx\":%d,\"params\":{\"n_predict\":%d,\"temperature\":%d.0,"
+                  "\"top_p\":%d.0,\"stream\":false}}", infer_model()->context_length,
+                  DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE / MICROS,
+                  DEFAULT_TOP_P / MICROS);
+}
+
 /* The settings every generation shares, each checked against its documented range. */
 static bool read_settings(struct generation *g, const struct api_request *request)
 {
     int64_t n = 1, seed = -1;
 
-    g->max_tokens = GENERATE_DEFAULT_MAX_TOKENS;
-    g->sampling = (struct infer_sampling){ .temperature_micros = MICROS,
-                                           .top_p_micros = MICROS };
+    g->max_tokens = DEFAULT_MAX_TOKENS;
+    g->sampling = (struct infer_sampling){ .temperature_micros = DEFAULT_TEMPERATURE,
+                                           .top_p_micros = DEFAULT_TOP_P };
     if (!api_int_field(request, "max_tokens", 0, infer_model()->context_length, &g->max_tokens) ||
         !api_scaled_field(request, "temperature", 0, 2 * MICROS, "from 0 to 2",
                           &g->sampling.temperature_micros) ||

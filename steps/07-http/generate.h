@@ -4,9 +4,6 @@
 #include <stdint.h>
 #include "http_server.h"
 
-/* Tokens a generation may write when its request does not say (max_tokens). */
-#define GENERATE_DEFAULT_MAX_TOKENS 16
-
 /* For /metrics: tokens read and written, and requests refused because the line was full. */
 struct generate_counters {
     uint64_t prompt_tokens;
@@ -15,6 +12,8 @@ struct generate_counters {
 };
 
 const struct generate_counters *generate_counters(void);
+/* {"n_ctx", "params": {...}}: what a request that names no settings gets, for /props. */
+void generate_write_default_settings(struct strbuf *json);
 
 void generate_completion(const struct http_exchange *exchange);
 void generate_chat(const struct http_exchange *exchange);

@@ -143,14 +143,6 @@ void metrics_handle(const struct http_exchange *exchange)
     strbuf_free(&out);
 }
 
-/* The settings a generation gets when its request names none (generate.c's defaults). */
-static void write_default_settings(struct strbuf *json)
-{
-    strbuf_printf(json, "{\"n_ctx\":%d,\"params\":{\"n_predict\":%d,\"temperature\":1.0,"
-                  "\"top_p\":1.0,\"stream\":false}}", infer_model()->context_length,
-                  GENERATE_DEFAULT_MAX_TOKENS);
-}
-
 void props_handle(const struct http_exchange *exchange)
 {
     const struct infer_model_info *model = infer_model();
@@ -162,7 +154,7 @@ void props_handle(const struct http_exchange *exchange)
     strbuf_append_str(&json, ",\"model_description\":");
     json_write_string(&json, model->description, strlen(model->description));
     strbuf_append_str(&json, ",\"default_generation_settings\":");
-    write_default_settings(&json);
+    generate_write_default_settings(&json);
     strbuf_printf(&json, ",\"total_slots\":%d,\"max_waiting\":%d,\"n_ctx\":%d,\"n_vocab\":%d}",
                   slots_total(), slots_waiting_limit(), model->context_length,
                   model->vocabulary_size);

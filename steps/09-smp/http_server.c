@@ -436,42 +436,40 @@ static void service(struct http_connection *c)
         release_connection(c);
 }
 
-static struct http_connection *free_slot(int limit)
+/* The first free slot: a serving one while there is one, else one that answers 503. */
+static struct http_connection *free_slot(void)
 {
-    for (int i = 0; i < limit; i++)
+    for (int i = 0; i < slot_count; i++)
         if (!connections[i].in_use)
             return &connections[i];
     return NULL;
 }
 
-static struct http_connection *open_connection(struct tcp_connection *tcp)
+/* Serve the connection in slot c; a slot past the serving ones only answers 503. */
+static void open_connection(struct http_connection *c, struct tcp_connection *tcp)
 {
-    struct http_connection *c = free_slot(serving_slots);
-    bool overflow = !c;
-
-    if (overflow)
-        c = free_slot(slot_count);
-    if (!c)
-        return NULL;
     *c = (struct http_connection){ .in_use = true, .tcp = tcp, .phase = WAITING_HEAD,
                                    .request_started_ms = now_ms };
     strbuf_init(&c->head);
     strbuf_init(&c->input);
     strbuf_init(&c->body);
     strbuf_init(&c->output);
-    if (overflow)
+    if (c >= &connections[serving_slots])
         close_with_error(c, 503, "server_error", "too many connections; try again later");
-    return c;
 }
 
+/*
+ * Take connections only while a slot is free. The others wait in TCP's accept queue, and once
+ * that is full, their SYNs are dropped and their clients try again: taking a connection with no
+ * slot for it could only close it unanswered, or reset it if its request had come.
+ */
 static void accept_connections(void)
 {
+    struct http_connection *c;
     struct tcp_connection *tcp;
 
-    /* With even the overflow slots taken, a plain close is all that is left. */
-    while ((tcp = tcp_accept(listener)))
-        if (!open_connection(tcp))
-            tcp_close(tcp);
+    while ((c = free_slot()) && (tcp = tcp_accept(listener)))
+        open_connection(c, tcp);
 }
 
 void http_server_start(uint16_t port, http_handler request_handler)
