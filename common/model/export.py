@@ -2,9 +2,11 @@
 """Export the trained model for the kernel: llama2.c's model.bin, and a golden file.
 
     export.py [--dir DIR]
+    export.py --random SHAPE [--seed S] [--out DIR]
 
 reads DIR/checkpoint.pt and DIR/tokenizer.bin, writes DIR/model.bin and
-DIR/golden.txt.
+DIR/golden.txt. With --random, writes a model of any shape with random weights
+and a tokenizer for it instead, without PyTorch (random_model.py).
 
 model.bin is llama2.c's version-0 ("legacy") checkpoint, little-endian:
     7 x int32   dim, hidden_dim, n_layers, n_heads, n_kv_heads,
@@ -32,11 +34,11 @@ import hashlib
 import os
 import struct
 
-import numpy as np
-import torch
-
-from model import Config, Transformer, rope_tables
+import random_model
 from tokenizer import BOS, Tokenizer
+
+# PyTorch and numpy only for the trained model: --random needs neither (import_torch).
+np = torch = Config = Transformer = rope_tables = None
 
 GOLDEN_PROMPTS = [
     "",
@@ -49,6 +51,13 @@ GOLDEN_PROMPTS = [
 LOGIT_POSITIONS = 4
 GREEDY_TOKENS = 32
 TIE_GAP = 2e-4  # twice the 1e-4 the C code is allowed to differ by
+
+
+def import_torch():
+    global np, torch, Config, Transformer, rope_tables
+    import numpy as np
+    import torch
+    from model import Config, Transformer, rope_tables
 
 
 def load_model(directory):
@@ -93,7 +102,6 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-@torch.no_grad()
 def greedy(model, tokens, count):
     """Append count argmax tokens, one at a time; also the smallest top-1/top-2 gap."""
     tokens = list(tokens)
@@ -121,7 +129,6 @@ def hex_field(data):
     return f"{len(data)} {data.hex() if data else '-'}"
 
 
-@torch.no_grad()
 def write_golden(model, tokenizer, model_path, tokenizer_path, path):
     lines = [
         "ringzero-golden 1",
@@ -155,8 +162,22 @@ def write_golden(model, tokenizer, model_path, tokenizer_path, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", default="build/model")
+    parser.add_argument("--random", metavar="SHAPE",
+                        help="instead: random weights of this shape (a preset such as 15M, or "
+                             "key=value,...); see random_model.py")
+    parser.add_argument("--seed", type=int, default=1, help="with --random (default 1)")
+    parser.add_argument("--out", help="with --random: the folder (default build/model-SHAPE)")
     args = parser.parse_args()
+    if args.random:
+        random_model.export(args.random, args.seed, args.out)
+        return
+    import_torch()
     torch.set_num_threads(os.cpu_count())
+    with torch.no_grad():
+        export_trained(args)
+
+
+def export_trained(args):
     model = load_model(args.dir)
     tokenizer_path = os.path.join(args.dir, "tokenizer.bin")
     tokenizer = Tokenizer.load(tokenizer_path)
