@@ -6,6 +6,11 @@
  * block with the free neighbours right before and after it, so freed memory does not stay
  * chopped into small pieces. When no free block is big enough, the heap grows by asking the
  * frame allocator for another run of frames.
+ *
+ * A large block (256 KiB or more) gets a run of frames of its own instead, and kfree hands the
+ * run straight back to the frame allocator, as C libraries hand large blocks to mmap: a large
+ * block never splits a free block that small ones then cut up, and its memory is free for any
+ * use again the moment it is freed.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,12 +24,14 @@
 #define ALIGNMENT 16
 #define BLOCK_ALLOCATED 0xA110CA7Eu
 #define BLOCK_FREE      0xF4EEB10Cu
-/* The heap grows by at least this much, so small allocations do not each cost a frame run. */
+#define BLOCK_LARGE     0x1A46EB10u
+/* The heap grows by at least this much, so small allocations do not each cost a frame run;
+ * a block this big or bigger is large, and has its own run. */
 #define MINIMUM_GROWTH (256 * 1024)
 
 struct block {
     size_t size;       /* of the whole block, header included; a multiple of ALIGNMENT */
-    uint32_t magic;    /* BLOCK_ALLOCATED or BLOCK_FREE: catches bad and double frees */
+    uint32_t magic;    /* BLOCK_ALLOCATED, BLOCK_FREE or BLOCK_LARGE: catches bad frees */
     uint32_t reserved;
 };
 
@@ -122,6 +129,28 @@ static struct block *take_first_fit(size_t size)
     return NULL;
 }
 
+/* A large block: its own run of frames, counted as arena while it lives. */
+static struct block *take_large(size_t size)
+{
+    size_t bytes = align_up(size, FRAME_SIZE);
+    struct block *block = (struct block *)frame_alloc_contiguous(bytes / FRAME_SIZE);
+
+    if (!block)
+        return NULL;
+    *block = (struct block){ .size = bytes, .magic = BLOCK_LARGE };
+    stats.arena_bytes += bytes;
+    stats.used_bytes += bytes;
+    return block;
+}
+
+static void give_back_large(struct block *block)
+{
+    stats.arena_bytes -= block->size;
+    stats.used_bytes -= block->size;
+    block->magic = BLOCK_FREE;
+    frame_free_contiguous((uint64_t)block, block->size / FRAME_SIZE);
+}
+
 void *kmalloc(size_t size)
 {
     size_t block_size;
@@ -132,6 +161,10 @@ void *kmalloc(size_t size)
     block_size = align_up(size + HEADER_SIZE, ALIGNMENT);
     if (block_size < MINIMUM_BLOCK)
         block_size = MINIMUM_BLOCK;
+    if (block_size >= MINIMUM_GROWTH) {
+        block = take_large(block_size);
+        return block ? (char *)block + HEADER_SIZE : NULL;
+    }
     block = take_first_fit(block_size);
     if (!block && grow(block_size))
         block = take_first_fit(block_size);
@@ -142,7 +175,8 @@ static struct block *block_of(void *pointer, const char *caller)
 {
     struct block *block = (struct block *)((char *)pointer - HEADER_SIZE);
 
-    if ((uintptr_t)pointer % ALIGNMENT != 0 || block->magic != BLOCK_ALLOCATED)
+    if ((uintptr_t)pointer % ALIGNMENT != 0 ||
+        (block->magic != BLOCK_ALLOCATED && block->magic != BLOCK_LARGE))
         panic("%s(%p): not an allocated heap block%s", caller, pointer,
               block->magic == BLOCK_FREE ? " (freed twice?)" : "");
     return block;
@@ -155,6 +189,10 @@ void kfree(void *pointer)
     if (!pointer)
         return;
     block = block_of(pointer, "kfree");
+    if (block->magic == BLOCK_LARGE) {
+        give_back_large(block);
+        return;
+    }
     stats.used_bytes -= block->size;
     stats.free_bytes += block->size;
     insert_free((struct free_block *)block);

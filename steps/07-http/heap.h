@@ -3,7 +3,7 @@
 #include <stddef.h>
 
 struct heap_stats {
-    size_t arena_bytes;  /* taken from the frame allocator so far */
+    size_t arena_bytes;  /* held from the frame allocator now (large blocks too) */
     size_t used_bytes;   /* in allocated blocks, headers included */
     size_t free_bytes;   /* in free blocks */
     size_t free_blocks;  /* length of the free list */
