@@ -56,12 +56,10 @@ struct http_connection {
 
 static struct tcp_listener *listener;
 static http_handler handler;
-/*
- * The server's share of TCP's table, which is sized from memory at boot: three quarters of
+/* The server's share of TCP's table, which is sized from memory at boot: three quarters of
  * its connections are served; an eighth more are only answered 503, so that a client beyond
  * capacity hears why; the last eighth stays free for connections in TIME_WAIT or waiting to be
- * accepted, and for the other services.
- */
+ * accepted, and for the other services. */
 static struct http_connection *connections;
 static int serving_slots;  /* connections[0 .. serving_slots) serve requests */
 static int slot_count;     /* ... and the rest, up to slot_count, answer 503 */
