@@ -46,3 +46,10 @@ void http_stream_finish(struct http_connection *connection);
 
 void http_set_producer(struct http_connection *connection, http_producer producer, void *state,
                        void (*release)(void *state));
+/*
+ * A producer that cannot go on until something else happens (a generation waiting for a slot)
+ * says so, and is not called, nor counted as work, until http_wake_producers: then every
+ * waiting producer runs again, to find out whether its turn has come.
+ */
+void http_producer_wait(struct http_connection *connection);
+void http_wake_producers(void);

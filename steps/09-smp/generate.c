@@ -68,6 +68,8 @@ static void release_generation(void *state)
     struct generation *g = state;
 
     slots_leave(g, g->slot);
+    if (g->slot != SLOT_NONE)
+        http_wake_producers();
     kfree(g->prompt);
     if (g->session)
         infer_finish(g->session);
@@ -328,8 +330,10 @@ static bool produce(struct http_connection *connection, void *state)
     struct generation *g = state;
 
     if (!g->session) {
-        if ((g->slot = slots_take(g)) == SLOT_NONE)
+        if ((g->slot = slots_take(g)) == SLOT_NONE) {
+            http_producer_wait(connection);
             return true;
+        }
         return begin(connection, g);
     }
     generate_one(g);

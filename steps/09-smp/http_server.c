@@ -50,6 +50,7 @@ struct http_connection {
     bool close_after_response;
     bool streaming_chunked;
     http_producer producer;
+    bool producer_waiting;        /* it waits for something else: not work until woken */
     void *producer_state;
     void (*release)(void *state);
 };
@@ -169,8 +170,20 @@ void http_set_producer(struct http_connection *c, http_producer producer, void *
                        void (*release)(void *state))
 {
     c->producer = producer;
+    c->producer_waiting = false;
     c->producer_state = state;
     c->release = release;
+}
+
+void http_producer_wait(struct http_connection *c)
+{
+    c->producer_waiting = true;
+}
+
+void http_wake_producers(void)
+{
+    for (int i = 0; i < slot_count; i++)
+        connections[i].producer_waiting = false;
 }
 
 static void stop_producer(struct http_connection *c)
@@ -362,9 +375,14 @@ static void flush_output(struct http_connection *c)
         c->output.length = c->output_sent = 0;
 }
 
+static bool producer_can_run(const struct http_connection *c)
+{
+    return c->producer && !c->producer_waiting && pending_output(c) < OUTPUT_HIGH_WATER;
+}
+
 static void run_producer(struct http_connection *c)
 {
-    if (!c->producer || pending_output(c) >= OUTPUT_HIGH_WATER)
+    if (!producer_can_run(c))
         return;
     if (!c->producer(c, c->producer_state)) {
         stop_producer(c);
@@ -507,7 +525,7 @@ bool http_server_work_waiting(void)
 {
     for (int i = 0; i < slot_count; i++) {
         const struct http_connection *c = &connections[i];
-        if (c->in_use && c->producer && pending_output(c) < OUTPUT_HIGH_WATER)
+        if (c->in_use && producer_can_run(c))
             return true;
     }
     return false;
