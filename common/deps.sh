@@ -10,9 +10,11 @@ set -eu
 # (common/tools_test.py). chromium: step 08's chat page and the book's pages (make book-check)
 # are tested in it (headless, driven by playwright-core from common/npm, which never downloads a
 # browser of its own). python3-prometheus-client: the parser that reads /metrics in the tests.
+# fortunes: the validation text on which the int8 model's perplexity is checked
+# (common/model/int8_check.py).
 PACKAGES="make gcc binutils libc6-dev git python3 grub-pc-bin grub-common xorriso mtools
 qemu-system-x86 pandoc graphviz curl wrk clang libclang-rt-14-dev iproute2 chromium
-clangd tshark python3-prometheus-client"
+clangd tshark python3-prometheus-client fortunes"
 
 # Only for `make model` (training): deps.sh ensure-model.
 MODEL_PACKAGES="python3-torch python3-numpy fortunes libopenblas0-pthread"

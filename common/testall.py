@@ -50,6 +50,8 @@ def reference_suites():
 
 def host_suites():
     yield from reference_suites()
+    yield "int8 checkpoints: perplexity within 2 % of float, the same bits on every path", \
+        [PYTHON, "common/model/int8_check.py"]
     yield "step tree consistency", [PYTHON, "common/steps.py", "check"]
     yield "step tree tool", [PYTHON, "common/steps.py", "selftest"]
     yield "grader library", [PYTHON, "common/grader/selftest.py"]

@@ -7,6 +7,8 @@
   with the same settings as a request.
 - A random-weight checkpoint of another shape, written with the standard library at test time,
   and an ISO that boots the kernel with it.
+- An int8 checkpoint (llama2.c's version 2) of a float one, written at test time by the
+  project's exporter (common/model/export.py --quantize, standard library only).
 """
 import array
 import functools
@@ -17,6 +19,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass
 
 from gradelib import REPO, check, fail
@@ -245,3 +248,12 @@ def write_random_checkpoint(path, shape, seed):
         out += data.tobytes()
     path.write_bytes(out)
     check(path.stat().st_size == shape.file_size(), "grader error: checkpoint size")
+
+
+def write_int8_checkpoint(source, path):
+    """llama2.c's version 2 (Q8_0) of the version-0 checkpoint source, at path."""
+    result = subprocess.run([sys.executable, str(REPO / "common" / "model" / "export.py"),
+                             "--quantize", str(source), "--out", str(path)],
+                            capture_output=True, text=True, timeout=300)
+    check(result.returncode == 0, f"grader error: export.py --quantize failed: "
+                                  f"{(result.stderr or result.stdout).strip()[-400:]}")

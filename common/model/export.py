@@ -2,11 +2,16 @@
 """Export the trained model for the kernel: llama2.c's model.bin, and a golden file.
 
     export.py [--dir DIR]
-    export.py --random SHAPE [--seed S] [--out DIR]
+    export.py --random SHAPE [--seed S] [--out DIR] [--q8]
+    export.py --quantize MODEL.bin [--out FILE] [--eval VAL.txt]
 
 reads DIR/checkpoint.pt and DIR/tokenizer.bin, writes DIR/model.bin and
 DIR/golden.txt. With --random, writes a model of any shape with random weights
-and a tokenizer for it instead, without PyTorch (random_model.py).
+and a tokenizer for it instead, without PyTorch (random_model.py). --quantize
+writes a version-0 model.bin as llama2.c's version 2, int8 in groups
+(quantize.py): beside it as model-q8.bin unless --out names the file; with
+--eval, it then prints the perplexity of both on a validation text. --q8 does
+the same for the model it has just written (in DIR for the trained model).
 
 model.bin is llama2.c's version-0 ("legacy") checkpoint, little-endian:
     7 x int32   dim, hidden_dim, n_layers, n_heads, n_kv_heads,
@@ -34,6 +39,7 @@ import hashlib
 import os
 import struct
 
+import quantize
 import random_model
 from tokenizer import BOS, Tokenizer
 
@@ -166,15 +172,33 @@ def main():
                         help="instead: random weights of this shape (a preset such as 15M, or "
                              "key=value,...); see random_model.py")
     parser.add_argument("--seed", type=int, default=1, help="with --random (default 1)")
-    parser.add_argument("--out", help="with --random: the folder (default build/model-SHAPE)")
+    parser.add_argument("--quantize", metavar="MODEL",
+                        help="instead: write this version-0 file as version 2 (int8)")
+    parser.add_argument("--out", help="with --random: the folder (default build/model-SHAPE); "
+                                      "with --quantize: the file (default model-q8.bin beside)")
+    parser.add_argument("--q8", action="store_true",
+                        help="also write the exported model in int8, as model-q8.bin beside it")
+    parser.add_argument("--eval", metavar="VAL.txt", help="with --quantize or --q8: print "
+                        "both models' perplexity on these fortunes (DIR/val.txt for the "
+                        "trained model)")
     args = parser.parse_args()
-    if args.random:
-        random_model.export(args.random, args.seed, args.out)
+    if args.quantize:
+        quantized = quantize.export(args.quantize, args.out)
+        if args.eval:
+            quantize.compare_perplexity(args.quantize, quantized, args.eval)
         return
-    import_torch()
-    torch.set_num_threads(os.cpu_count())
-    with torch.no_grad():
-        export_trained(args)
+    if args.random:
+        model = random_model.export(args.random, args.seed, args.out)
+    else:
+        import_torch()
+        torch.set_num_threads(os.cpu_count())
+        with torch.no_grad():
+            model = export_trained(args)
+        args.eval = args.eval or os.path.join(args.dir, "val.txt")
+    if args.q8:
+        quantized = quantize.export(model)
+        if args.eval:
+            quantize.compare_perplexity(model, quantized, args.eval)
 
 
 def export_trained(args):
@@ -193,6 +217,7 @@ def export_trained(args):
     # Logits each within TIE_GAP / 2 of PyTorch's can only swap places below TIE_GAP.
     if gap < TIE_GAP:
         print("export: warning: a greedy step is nearly a tie; float rounding may flip it")
+    return model_path
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
  *
  *   reference MODEL TOKENIZER [--prompt TEXT] [--steps N=32] [--temperature T=0] [--top-p P=1]
  *             [--seed S=0] [--chat] [--embed] [--golden golden.txt] [--bench]
- *             [--isa avx2|sse|scalar]
+ *             [--perplexity FORTUNES] [--isa avx2|sse|scalar]
  *
  * One thread, no tricks: the same code the kernel runs, with the same compiler flags.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE   /* madvise */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include "reference.h"
 #include "sampler.h"
@@ -23,11 +25,12 @@
 #include "vecmath.h"
 
 #define MICROS 1000000
+#define HUGE_PAGE (2u << 20)
 #define CHAT_BEFORE "<|user|>\n"
 #define CHAT_AFTER "\n<|assistant|>\n"
 
 struct options {
-    const char *model, *tokenizer, *prompt, *golden;
+    const char *model, *tokenizer, *prompt, *golden, *perplexity;
     long steps;
     int64_t temperature_micros, top_p_micros;
     uint64_t seed;
@@ -39,7 +42,8 @@ static void usage(void)
 {
     fputs("usage: reference MODEL TOKENIZER [--prompt TEXT] [--steps N] [--temperature T]\n"
           "                 [--top-p P] [--seed S] [--chat] [--embed] [--golden FILE]\n"
-          "                 [--bench] [--isa avx2|sse|scalar]\n", stderr);
+          "                 [--bench] [--perplexity FORTUNES] [--isa avx2|sse|scalar]\n",
+          stderr);
     exit(2);
 }
 
@@ -58,7 +62,24 @@ void *allocate(size_t bytes)
     return memory;
 }
 
-char *read_whole_file(const char *path, size_t *size)
+/*
+ * The kernel maps memory with 2 MiB pages. A process gets 4 KiB pages unless it asks, and the
+ * weights, read from end to end for every token, would then cross a page every 4 KiB, each a
+ * translation to look up. Asking for huge pages makes the reference read them as the kernel
+ * does; where Linux has transparent huge pages switched off, madvise changes nothing.
+ */
+static void *allocate_huge(size_t bytes)
+{
+    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *memory = NULL;
+
+    if (posix_memalign(&memory, HUGE_PAGE, rounded) != 0)
+        fail("out of memory", "posix_memalign");
+    madvise(memory, rounded, MADV_HUGEPAGE);
+    return memory;
+}
+
+static char *read_file(const char *path, size_t *size, bool huge)
 {
     FILE *file = fopen(path, "rb");
     char *data;
@@ -67,13 +88,18 @@ char *read_whole_file(const char *path, size_t *size)
     if (!file || fseek(file, 0, SEEK_END) != 0 || (length = ftell(file)) < 0 ||
         fseek(file, 0, SEEK_SET) != 0)
         fail(path, strerror(errno));
-    data = allocate((size_t)length + 1);
+    data = huge ? allocate_huge((size_t)length + 1) : allocate((size_t)length + 1);
     if (fread(data, 1, (size_t)length, file) != (size_t)length)
         fail(path, "read error");
     fclose(file);
     data[length] = '\0';
     *size = (size_t)length;
     return data;
+}
+
+char *read_whole_file(const char *path, size_t *size)
+{
+    return read_file(path, size, false);
 }
 
 /*
@@ -148,6 +174,8 @@ static void parse_option(struct options *o, int argc, char **argv, int *i)
         o->seed = parse_unsigned(option_value(argc, argv, i), UINT64_MAX);
     else if (strcmp(name, "--golden") == 0)
         o->golden = option_value(argc, argv, i);
+    else if (strcmp(name, "--perplexity") == 0)
+        o->perplexity = option_value(argc, argv, i);
     else if (strcmp(name, "--isa") == 0)
         o->isa = parse_isa(option_value(argc, argv, i));
     else if (strcmp(name, "--chat") == 0)
@@ -180,7 +208,7 @@ static struct options parse_options(int argc, char **argv)
 static void open_engine(struct engine *e, const struct options *o)
 {
     size_t model_size, tokenizer_size;
-    char *model = read_whole_file(o->model, &model_size);
+    char *model = read_file(o->model, &model_size, true);
     char *tokenizer = read_whole_file(o->tokenizer, &tokenizer_size);
     const char *problem = checkpoint_open(&e->model, model, model_size);
     const struct model_config *c = &e->model.config;
@@ -401,6 +429,8 @@ int main(int argc, char **argv)
     open_engine(&e, &o);
     if (o.golden)
         return check_golden(&e, o.golden);
+    if (o.perplexity)
+        return print_perplexity(&e, o.perplexity);
     if (o.embed) {
         print_embedding(&e, &o);
         return 0;

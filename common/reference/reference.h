@@ -25,3 +25,5 @@ void *allocate(size_t bytes);
 
 /* Checks the engine against golden.txt; prints a summary line; returns the exit status. */
 int check_golden(struct engine *e, const char *golden_path);
+/* Prints the model's loss and perplexity on a file of fortunes; returns the exit status. */
+int print_perplexity(struct engine *e, const char *path);

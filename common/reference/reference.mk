@@ -21,12 +21,12 @@ KERNEL_ONLY  := -ffreestanding -mno-red-zone -mgeneral-regs-only -mcmodel=small
 # -iquote: "string.h" in the engine is the kernel's, whose declarations are libc's; <string.h>
 # in the reference stays libc's.
 HOST_CFLAGS  := $(filter-out $(KERNEL_ONLY),$(CFLAGS)) -iquote $(STEP_DIR) -iquote $(HERE)
-ENGINE       := vecmath checkpoint transformer tokenizer sampler sort utf8
+ENGINE       := vecmath vecmath_fast checkpoint transformer tokenizer sampler sort utf8
 # A step that offers parallel-engine (its MANIFEST says so; step 09 on) hands the engine's
 # loops to parallel.h, which the kernel runs on every CPU; the reference runs them in order on
 # its one thread (parallel_serial.c), same bits.
 SERIAL       := $(if $(filter parallel-engine,$(call manifest,offers)),parallel_serial)
-HOST_OBJECTS := $(patsubst %,$(OUT)/reference-obj/%.o,$(ENGINE) reference golden $(SERIAL))
+HOST_OBJECTS := $(patsubst %,$(OUT)/reference-obj/%.o,$(ENGINE) reference golden perplexity $(SERIAL))
 
 $(OUT)/reference-obj/%.o: $(STEP_DIR)/%.c $(MAKEFILE_LIST)
 	@mkdir -p $(@D)

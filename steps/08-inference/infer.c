@@ -97,7 +97,8 @@ static void describe_model(void)
     if (!cmdline_get("model", model_id, sizeof(model_id)))
         snprintf(model_id, sizeof(model_id), "%s", DEFAULT_MODEL_ID);
     snprintf(description, sizeof(description), "Llama: dim %d, %d layers, %d heads (%d kv), "
-             "feed-forward %d", c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim);
+             "feed-forward %d, %s weights", c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
+             c->hidden_dim, c->group_size ? "int8" : "float32");
     info = (struct infer_model_info){
         .id = model_id, .description = description, .parameters = model.parameters,
         .vocabulary_size = c->vocab_size, .context_length = c->seq_len,

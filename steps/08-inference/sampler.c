@@ -50,13 +50,18 @@ static float random_unit(struct sampler *s)
     return (float)(random_u32(s) >> 8) / 16777216.0f;
 }
 
+/* The largest value is kept in a register: reading values[best] each time would make every
+ * step wait for the load that the step before chose. */
 int sampler_argmax(const float *values, int n)
 {
+    float largest = values[0];
     int best = 0;
 
     for (int i = 1; i < n; i++)
-        if (values[i] > values[best])
+        if (values[i] > largest) {
+            largest = values[i];
             best = i;
+        }
     return best;
 }
 

@@ -4,23 +4,32 @@
  * fixed order makes the result the same on every CPU.
  *
  * The matrix products and the attention heads, nearly all of the work, are loops over
- * independent items (rows, heads) that parallel.h shares among the CPUs. Each item is still
- * computed whole, in the same order, by one CPU, so the bits do not depend on how many there
- * are. The rest (norms, rotations, residual additions) is a few hundred floats: the CPUs
- * would take longer to meet than to do it, so the calling CPU does it alone.
+ * independent items (rows, key/value heads) that parallel.h shares among the CPUs. Each item
+ * is still computed whole, in the same order, by one CPU, so the bits do not depend on how
+ * many there are. The rest (norms, residual additions) is a few hundred floats: the CPUs would
+ * take longer to meet than to do it, so the calling CPU does it alone. They meet four times
+ * per layer (attention, wo, w1 and w3, w2) and once for the classifier.
  */
 #include "transformer.h"
 #include "parallel.h"
 #include "string.h"
 #include "vecmath.h"
 
+/* The widest vector that is multiplied by a matrix: dim, or hidden_dim for w2. */
+static size_t widest_input(const struct model_config *c)
+{
+    return (size_t)(c->hidden_dim > c->dim ? c->hidden_dim : c->dim);
+}
+
 static uint64_t state_floats(const struct model_config *c, int context)
 {
     uint64_t per_layer_cache = (uint64_t)context * (uint64_t)c->kv_dim;
+    uint64_t quantized = c->group_size ? widest_input(c) / (uint64_t)c->group_size +
+                                         widest_input(c) / sizeof(float) + 1 : 0;
 
     return 4 * (uint64_t)c->dim + 2 * (uint64_t)c->hidden_dim +
            (uint64_t)c->n_heads * (uint64_t)context + (uint64_t)c->vocab_size +
-           2 * (uint64_t)c->n_layers * per_layer_cache;
+           2 * (uint64_t)c->n_layers * per_layer_cache + (uint64_t)c->head_size + quantized;
 }
 
 uint64_t transformer_state_bytes(const struct model_config *config, int context)
@@ -45,6 +54,11 @@ void transformer_state_init(struct transformer_state *s, const struct model_conf
     CARVE(logits, c->vocab_size);
     CARVE(key_cache, cache);
     CARVE(value_cache, cache);
+    CARVE(rotary, c->head_size);
+    if (c->group_size) {
+        CARVE(input_scale, widest_input(c) / (size_t)c->group_size);
+        s->input = (int8_t *)next;   /* last: the int8 values, widest_input(c) bytes */
+    }
 #undef CARVE
     s->context = context;
 }
@@ -52,73 +66,95 @@ void transformer_state_init(struct transformer_state *s, const struct model_conf
 /*
  * Rotary position embedding: each adjacent pair (v[2i], v[2i+1]) of a head is turned by the
  * angle pos * 10000^(-2i/head_size), so that the dot product of a query and a key depends on
- * how far apart their positions are. The checkpoint holds the cosines and sines.
+ * how far apart their positions are. A version 0 checkpoint holds the cosines and sines of
+ * every position; for a version 2 one they are computed, once per token, into the state.
  */
-static void rotate(float *v, int width, const struct checkpoint *m, int pos)
+static void rotary_angles(const struct checkpoint *m, struct transformer_state *s, int pos)
 {
-    int half = m->config.head_size / 2;
-    const float *cosines = m->weights.rope_cos + (size_t)pos * (size_t)half;
-    const float *sines = m->weights.rope_sin + (size_t)pos * (size_t)half;
+    size_t half = (size_t)m->config.head_size / 2;
 
-    for (int i = 0; i < width; i += 2) {
-        int pair = (i % m->config.head_size) / 2;
-        float v0 = v[i], v1 = v[i + 1];
-        v[i] = v0 * cosines[pair] - v1 * sines[pair];
-        v[i + 1] = v0 * sines[pair] + v1 * cosines[pair];
+    if (m->weights.rope_cos) {
+        s->cosines = m->weights.rope_cos + (size_t)pos * half;
+        s->sines = m->weights.rope_sin + (size_t)pos * half;
+    } else {
+        vec_rotary(s->rotary, s->rotary + half, pos, m->config.head_size);
+        s->cosines = s->rotary;
+        s->sines = s->rotary + half;
     }
+}
+
+static void rotate(float *v, int width, const struct transformer_state *s, int head_size)
+{
+    for (int i = 0; i < width; i += 2) {
+        int pair = (i % head_size) / 2;
+        float v0 = v[i], v1 = v[i + 1];
+        v[i] = v0 * s->cosines[pair] - v1 * s->sines[pair];
+        v[i + 1] = v0 * s->sines[pair] + v1 * s->cosines[pair];
+    }
+}
+
+/*
+ * An int8 model multiplies int8 by int8: the vector is quantized once, into the state, before
+ * the products that take it. A float model uses it as it is.
+ */
+static void prepare_input(const struct checkpoint *m, struct transformer_state *s,
+                          const float *x, size_t n)
+{
+    if (m->config.group_size)
+        vec_quantize(s->input, s->input_scale, x, n, (size_t)m->config.group_size);
+}
+
+/*
+ * out = rows first ... first+count-1 of w times x, with w rows of cols and x the vector
+ * prepare_input was last given; out is those rows' outputs.
+ */
+static void multiply(const struct checkpoint *m, const struct transformer_state *s, float *out,
+                     struct matrix w, const float *x, size_t first, size_t count, size_t cols)
+{
+    size_t group = (size_t)m->config.group_size;
+
+    if (w.f)
+        vec_matmul(out, w.f + first * cols, x, count, cols);
+    else
+        vec_matmul_q8(out, w.q + first * cols, w.scale + first * (cols / group), s->input,
+                      s->input_scale, count, cols, group);
+}
+
+/*
+ * One matrix (or, for the gate, two of the same shape) times the prepared vector, its rows
+ * shared among the CPUs.
+ */
+struct matmul_part {
+    float *out;
+    struct matrix w;
+};
+
+struct matmul_job {
+    const struct checkpoint *m;
+    const struct transformer_state *s;
+    const float *x;
+    size_t cols;
+    struct matmul_part part[2];
+};
+
+static void matmul_rows(void *arg, size_t begin, size_t end)
+{
+    const struct matmul_job *job = arg;
+
+    multiply(job->m, job->s, job->part[0].out + begin, job->part[0].w, job->x, begin,
+             end - begin, job->cols);
+}
+
+static void matmul(const struct checkpoint *m, const struct transformer_state *s, float *out,
+                   struct matrix w, const float *x, size_t rows, size_t cols)
+{
+    parallel_for(rows, matmul_rows, &(struct matmul_job){ m, s, x, cols, { { out, w } } });
 }
 
 static float *cache_row(float *cache, const struct transformer_state *s,
                         const struct model_config *c, int layer, int pos)
 {
     return cache + ((size_t)layer * (size_t)s->context + (size_t)pos) * (size_t)c->kv_dim;
-}
-
-/*
- * Up to three matrices that multiply the same vector, as one loop over all their rows, so that
- * the CPUs meet once for the query, key and value projections rather than three times.
- */
-struct matmul_part {
-    float *out;
-    const float *w;
-    size_t rows;
-};
-
-struct matmul_job {
-    const float *x;
-    size_t cols;
-    int parts;
-    struct matmul_part part[3];
-};
-
-/* Rows begin ... end-1 of the parts laid end to end. */
-static void matmul_rows(void *arg, size_t begin, size_t end)
-{
-    const struct matmul_job *job = arg;
-    size_t first = 0;   /* the loop's number for this part's row 0 */
-
-    for (int i = 0; i < job->parts && first < end; first += job->part[i++].rows) {
-        const struct matmul_part *p = &job->part[i];
-        size_t from = begin > first ? begin - first : 0;
-        size_t to = end - first < p->rows ? end - first : p->rows;
-
-        if (from < to)
-            vec_matmul(p->out + from, p->w + from * job->cols, job->x, to - from, job->cols);
-    }
-}
-
-static void matmul(struct matmul_job *job)
-{
-    size_t rows = 0;
-
-    for (int i = 0; i < job->parts; i++)
-        rows += job->part[i].rows;
-    parallel_for(rows, matmul_rows, job);
-}
-
-static void matmul_one(float *out, const float *w, const float *x, size_t rows, size_t cols)
-{
-    matmul(&(struct matmul_job){ x, cols, 1, { { out, w, rows } } });
 }
 
 /* One query head against every position so far; its output goes to out (head_size floats). */
@@ -131,52 +167,72 @@ static void attend_head(const struct checkpoint *m, struct transformer_state *s,
     float *weights = s->attention + (size_t)head * (size_t)s->context;
     float scale = vec_sqrt((float)size);
 
+    /* The keys of positions 0 ... pos are rows kv_dim apart: a matrix product gives the dots. */
+    vec_matmul_rows(weights, cache_row(s->key_cache, s, c, layer, 0) + kv_offset,
+                    (size_t)c->kv_dim, q, (size_t)pos + 1, (size_t)size);
     for (int t = 0; t <= pos; t++)
-        weights[t] = vec_dot(q, cache_row(s->key_cache, s, c, layer, t) + kv_offset, size) /
-                     scale;
+        weights[t] /= scale;
     vec_softmax(weights, (size_t)pos + 1);
     memset(out, 0, (size_t)size * sizeof(float));
-    for (int t = 0; t <= pos; t++) {
-        const float *value = cache_row(s->value_cache, s, c, layer, t) + kv_offset;
-        for (int i = 0; i < size; i++)
-            out[i] += weights[t] * value[i];
-    }
+    for (int t = 0; t <= pos; t++)
+        vec_add_scaled(out, weights[t], cache_row(s->value_cache, s, c, layer, t) + kv_offset,
+                       (size_t)size);
 }
 
-struct heads_job {
+struct layer_job {
     const struct checkpoint *m;
     struct transformer_state *s;
+    const float *x;   /* the normalised input */
     int layer, pos;
 };
 
-static void attend_heads(void *arg, size_t begin, size_t end)
+/*
+ * Key/value heads begin ... end-1, each with everything that depends on it alone: its rows of
+ * wk and wv into the cache, the rows of wq of the query heads that read it, the rotations,
+ * and those heads' attention. One loop instead of two (the projections, then the heads)
+ * saves a meeting per layer; each head still computes exactly what it did.
+ */
+static void attend_groups(void *arg, size_t begin, size_t end)
 {
-    const struct heads_job *job = arg;
-    size_t size = (size_t)job->m->config.head_size;
+    const struct layer_job *job = arg;
+    const struct checkpoint *m = job->m;
+    const struct model_config *c = &m->config;
+    const struct model_weights *w = &m->weights;
+    struct transformer_state *s = job->s;
+    size_t size = (size_t)c->head_size, dim = (size_t)c->dim;
+    size_t heads = (size_t)(c->n_heads / c->n_kv_heads);   /* query heads per group */
 
-    for (size_t head = begin; head < end; head++)
-        attend_head(job->m, job->s, job->layer, (int)head, job->pos, job->s->xb + head * size);
+    for (size_t g = begin; g < end; g++) {
+        float *key = cache_row(s->key_cache, s, c, job->layer, job->pos) + g * size;
+        float *value = cache_row(s->value_cache, s, c, job->layer, job->pos) + g * size;
+        float *q = s->q + g * heads * size;
+        multiply(m, s, key, checkpoint_matrix(m, &w->wk, job->layer), job->x, g * size, size,
+                 dim);
+        multiply(m, s, value, checkpoint_matrix(m, &w->wv, job->layer), job->x, g * size, size,
+                 dim);
+        multiply(m, s, q, checkpoint_matrix(m, &w->wq, job->layer), job->x, g * heads * size,
+                 heads * size, dim);
+        rotate(key, (int)size, s, (int)size);
+        rotate(q, (int)(heads * size), s, (int)size);
+        for (size_t head = g * heads; head < (g + 1) * heads; head++)
+            attend_head(m, s, job->layer, (int)head, job->pos, s->xb + head * size);
+    }
 }
 
-static void attention_block(const struct checkpoint *m, struct transformer_state *s, int layer,
+/* The heads write their outputs to xb while others may still read the input: it is in xb2. */
+static void attention_block(const struct checkpoint *m, struct transformer_state *s, int l,
                             int pos)
 {
     const struct model_config *c = &m->config;
     const struct model_weights *w = &m->weights;
-    size_t dim = (size_t)c->dim, kv_dim = (size_t)c->kv_dim, l = (size_t)layer;
-    float *key = cache_row(s->key_cache, s, c, layer, pos);
-    float *value = cache_row(s->value_cache, s, c, layer, pos);
+    size_t dim = (size_t)c->dim;
 
-    vec_rmsnorm(s->xb, s->x, w->rms_attention + l * dim, dim);
-    matmul(&(struct matmul_job){ s->xb, dim, 3, {
-        { s->q, w->wq + l * dim * dim, dim },
-        { key, w->wk + l * kv_dim * dim, kv_dim },
-        { value, w->wv + l * kv_dim * dim, kv_dim } } });
-    rotate(s->q, c->dim, m, pos);
-    rotate(key, c->kv_dim, m, pos);
-    parallel_for((size_t)c->n_heads, attend_heads,
-                 &(struct heads_job){ m, s, layer, pos });
-    matmul_one(s->xb2, w->wo + l * dim * dim, s->xb, dim, dim);
+    vec_rmsnorm(s->xb2, s->x, w->rms_attention + (size_t)l * dim, dim);
+    prepare_input(m, s, s->xb2, dim);
+    parallel_for((size_t)c->n_kv_heads, attend_groups,
+                 &(struct layer_job){ m, s, s->xb2, l, pos });
+    prepare_input(m, s, s->xb, dim);
+    matmul(m, s, s->xb2, checkpoint_matrix(m, &w->wo, l), s->xb, dim, dim);
     vec_add(s->x, s->xb2, dim);
 }
 
@@ -188,27 +244,40 @@ static void gate_rows(void *arg, size_t begin, size_t end)
 {
     const struct matmul_job *job = arg;
     const struct matmul_part *w1 = &job->part[0], *w3 = &job->part[1];
-    size_t count = end - begin, cols = job->cols;
+    size_t count = end - begin;
 
-    vec_matmul(w1->out + begin, w1->w + begin * cols, job->x, count, cols);
-    vec_matmul(w3->out + begin, w3->w + begin * cols, job->x, count, cols);
+    multiply(job->m, job->s, w1->out + begin, w1->w, job->x, begin, count, job->cols);
+    multiply(job->m, job->s, w3->out + begin, w3->w, job->x, begin, count, job->cols);
     vec_swiglu(w1->out + begin, w3->out + begin, count);
 }
 
 /* SwiGLU: w2(silu(w1 x) * w3 x). */
-static void feed_forward_block(const struct checkpoint *m, struct transformer_state *s,
-                               int layer)
+static void feed_forward_block(const struct checkpoint *m, struct transformer_state *s, int l)
 {
     const struct model_weights *w = &m->weights;
     size_t dim = (size_t)m->config.dim, hidden = (size_t)m->config.hidden_dim;
-    size_t l = (size_t)layer;
 
-    vec_rmsnorm(s->xb, s->x, w->rms_ffn + l * dim, dim);
-    parallel_for(hidden, gate_rows, &(struct matmul_job){ s->xb, dim, 2, {
-        { s->hb, w->w1 + l * hidden * dim, hidden },
-        { s->hb2, w->w3 + l * hidden * dim, hidden } } });
-    matmul_one(s->xb, w->w2 + l * dim * hidden, s->hb, dim, hidden);
+    vec_rmsnorm(s->xb, s->x, w->rms_ffn + (size_t)l * dim, dim);
+    prepare_input(m, s, s->xb, dim);
+    parallel_for(hidden, gate_rows, &(struct matmul_job){ m, s, s->xb, dim, {
+        { s->hb, checkpoint_matrix(m, &w->w1, l) },
+        { s->hb2, checkpoint_matrix(m, &w->w3, l) } } });
+    prepare_input(m, s, s->hb, hidden);
+    matmul(m, s, s->xb, checkpoint_matrix(m, &w->w2, l), s->hb, dim, hidden);
     vec_add(s->x, s->xb, dim);
+}
+
+/* The token's row of the embedding, which an int8 model stores quantized. */
+static void embed(const struct checkpoint *m, float *x, int token)
+{
+    struct matrix e = checkpoint_matrix(m, &m->weights.token_embedding, 0);
+    size_t dim = (size_t)m->config.dim, at = (size_t)token * dim;
+
+    if (e.f)
+        memcpy(x, e.f + at, dim * sizeof(float));
+    else
+        vec_dequantize(x, e.q + at, e.scale + at / (size_t)m->config.group_size, dim,
+                       (size_t)m->config.group_size);
 }
 
 const float *transformer_hidden(const struct checkpoint *m, struct transformer_state *s,
@@ -216,10 +285,11 @@ const float *transformer_hidden(const struct checkpoint *m, struct transformer_s
 {
     size_t dim = (size_t)m->config.dim;
 
-    memcpy(s->x, m->weights.token_embedding + (size_t)token * dim, dim * sizeof(float));
-    for (int layer = 0; layer < m->config.n_layers; layer++) {
-        attention_block(m, s, layer, pos);
-        feed_forward_block(m, s, layer);
+    embed(m, s->x, token);
+    rotary_angles(m, s, pos);
+    for (int l = 0; l < m->config.n_layers; l++) {
+        attention_block(m, s, l, pos);
+        feed_forward_block(m, s, l);
     }
     vec_rmsnorm(s->x, s->x, m->weights.rms_final, dim);
     return s->x;
@@ -229,9 +299,11 @@ float *transformer_forward(const struct checkpoint *m, struct transformer_state 
                            int pos)
 {
     const float *hidden = transformer_hidden(m, s, token, pos);
+    size_t dim = (size_t)m->config.dim;
 
-    matmul_one(s->logits, m->weights.classifier, hidden, (size_t)m->config.vocab_size,
-               (size_t)m->config.dim);
+    prepare_input(m, s, hidden, dim);
+    matmul(m, s, s->logits, checkpoint_matrix(m, &m->weights.classifier, 0), hidden,
+           (size_t)m->config.vocab_size, dim);
     return s->logits;
 }
 

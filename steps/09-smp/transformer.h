@@ -24,6 +24,10 @@ struct transformer_state {
     float *logits;        /* vocab_size */
     float *key_cache;     /* n_layers x context x kv_dim */
     float *value_cache;   /* n_layers x context x kv_dim */
+    const float *cosines, *sines;   /* head_size/2 each: the rotary angles of this position */
+    float *rotary;        /* head_size: where they are computed, for a version 2 checkpoint */
+    int8_t *input;        /* int8 models: the vector being multiplied, quantized */
+    float *input_scale;   /* ... and its scales, one per group */
 };
 
 /* Bytes of memory a state needs for a context of this many positions (1 ... seq_len). */

@@ -1,21 +1,13 @@
 /*
- * The float arithmetic of the transformer. Nearly all of the time goes into vec_matmul, so it
- * alone has SIMD versions, written with GCC's vector extension (a float[4] or float[8] that +
- * and * act on lane by lane): for SSE, a row's 8 lanes are two 128-bit registers, lanes 0-3
- * and 4-7; for AVX2, one 256-bit register. Lane by lane, each does exactly what the plain C
- * version does, so all three give the same bits.
+ * The float arithmetic of the transformer, in plain C: this file is the definition of every
+ * result. Nearly all of the time goes into matrix products, whose SIMD versions (the fast
+ * path, vecmath_fast.c) must give exactly the bits that dot_scalar gives here.
  */
 #include "vecmath.h"
+#include "vecmath_fast.h"
 
 #define LANES 8
 #define RMS_EPSILON 1e-5f
-
-/* aligned(4): weights are only float-aligned; may_alias: they are memory written as float. */
-typedef float lanes4_t __attribute__((vector_size(4 * sizeof(float)), aligned(4), may_alias));
-typedef float lanes8_t __attribute__((vector_size(8 * sizeof(float)), aligned(4), may_alias));
-
-#define LOAD4(p) (*(const lanes4_t *)(p))
-#define LOAD8(p) (*(const lanes8_t *)(p))
 
 static enum vecmath_path path = VECMATH_SSE;
 
@@ -30,7 +22,7 @@ const char *vecmath_path_name(void)
 }
 
 /* After the lanes: the terms past the last multiple of 8, in order. */
-static float add_tail(float sum, const float *a, const float *b, size_t from, size_t n)
+float add_tail(float sum, const float *a, const float *b, size_t from, size_t n)
 {
     for (size_t j = from; j < n; j++)
         sum += a[j] * b[j];
@@ -55,112 +47,85 @@ static float dot_scalar(const float *a, const float *b, size_t n)
     return add_tail(lane_tree(lane), a, b, whole, n);
 }
 
-/*
- * The SIMD versions take four rows at a time: each row still sums its own lanes in the order
- * above, but four independent sums keep the adder busy, and x is loaded once for all four.
- * Past the last row they repeat it, computing a result that is not stored.
- */
-struct four_rows {
-    const float *w[4];
-    size_t count;   /* how many are real rows: 1 ... 4 */
-};
-
-static inline __attribute__((always_inline)) struct four_rows
-four_rows(const float *w, size_t row, size_t rows, size_t cols)
+void vec_matmul_rows(float *out, const float *w, size_t stride, const float *x, size_t rows,
+                     size_t cols)
 {
-    struct four_rows r = { .count = rows - row < 4 ? rows - row : 4 };
-
-    for (size_t i = 0; i < 4; i++)
-        r.w[i] = w + (row + (i < r.count ? i : r.count - 1)) * cols;
-    return r;
-}
-
-/*
- * The same tree for four rows at once, in SSE registers. half[r] holds row r's lanes k + k+4
- * (k = 0 ... 3), the tree's first level. Transposed, so that column[k] holds lane k of every
- * row, the other two levels are two vector additions, each lane still adding what it would
- * alone: (column 0 + column 2) + (column 1 + column 3).
- */
-static inline __attribute__((always_inline)) lanes4_t
-tree_of_four(lanes4_t half0, lanes4_t half1, lanes4_t half2, lanes4_t half3)
-{
-    lanes4_t low01 = __builtin_shufflevector(half0, half1, 0, 4, 1, 5);
-    lanes4_t low23 = __builtin_shufflevector(half2, half3, 0, 4, 1, 5);
-    lanes4_t high01 = __builtin_shufflevector(half0, half1, 2, 6, 3, 7);
-    lanes4_t high23 = __builtin_shufflevector(half2, half3, 2, 6, 3, 7);
-    lanes4_t column0 = __builtin_shufflevector(low01, low23, 0, 1, 4, 5);
-    lanes4_t column1 = __builtin_shufflevector(low01, low23, 2, 3, 6, 7);
-    lanes4_t column2 = __builtin_shufflevector(high01, high23, 0, 1, 4, 5);
-    lanes4_t column3 = __builtin_shufflevector(high01, high23, 2, 3, 6, 7);
-
-    return (column0 + column2) + (column1 + column3);
-}
-
-static void store_rows(float *out, const struct four_rows *r, lanes4_t sums, const float *x,
-                       size_t whole, size_t cols)
-{
-    for (size_t i = 0; i < r->count; i++)
-        out[i] = add_tail(sums[i], r->w[i], x, whole, cols);
-}
-
-static void matmul_sse(float *out, const float *w, const float *x, size_t rows, size_t cols)
-{
-    size_t whole = cols - cols % LANES;
-
-    for (size_t row = 0; row < rows; row += 4) {
-        struct four_rows r = four_rows(w, row, rows, cols);
-        lanes4_t lo0 = { 0 }, hi0 = { 0 }, lo1 = { 0 }, hi1 = { 0 };
-        lanes4_t lo2 = { 0 }, hi2 = { 0 }, lo3 = { 0 }, hi3 = { 0 };
-        for (size_t j = 0; j < whole; j += LANES) {
-            lanes4_t x_lo = LOAD4(x + j), x_hi = LOAD4(x + j + 4);
-            lo0 += LOAD4(r.w[0] + j) * x_lo;
-            hi0 += LOAD4(r.w[0] + j + 4) * x_hi;
-            lo1 += LOAD4(r.w[1] + j) * x_lo;
-            hi1 += LOAD4(r.w[1] + j + 4) * x_hi;
-            lo2 += LOAD4(r.w[2] + j) * x_lo;
-            hi2 += LOAD4(r.w[2] + j + 4) * x_hi;
-            lo3 += LOAD4(r.w[3] + j) * x_lo;
-            hi3 += LOAD4(r.w[3] + j + 4) * x_hi;
-        }
-        store_rows(out + row, &r, tree_of_four(lo0 + hi0, lo1 + hi1, lo2 + hi2, lo3 + hi3), x,
-                   whole, cols);
-    }
-}
-
-/* Lanes 0-3 plus lanes 4-7: the first level of the tree, as an SSE register. */
-#define FOLD(s) \
-    (__builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7))
-
-__attribute__((target("avx2"))) static void matmul_avx2(float *out, const float *w,
-                                                        const float *x, size_t rows,
-                                                        size_t cols)
-{
-    size_t whole = cols - cols % LANES;
-
-    for (size_t row = 0; row < rows; row += 4) {
-        struct four_rows r = four_rows(w, row, rows, cols);
-        lanes8_t s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
-        for (size_t j = 0; j < whole; j += LANES) {
-            lanes8_t xj = LOAD8(x + j);
-            s0 += LOAD8(r.w[0] + j) * xj;
-            s1 += LOAD8(r.w[1] + j) * xj;
-            s2 += LOAD8(r.w[2] + j) * xj;
-            s3 += LOAD8(r.w[3] + j) * xj;
-        }
-        store_rows(out + row, &r, tree_of_four(FOLD(s0), FOLD(s1), FOLD(s2), FOLD(s3)), x,
-                   whole, cols);
-    }
+    if (path == VECMATH_AVX2)
+        matmul_avx2(out, w, stride, x, rows, cols);
+    else if (path == VECMATH_SSE)
+        matmul_sse(out, w, stride, x, rows, cols);
+    else
+        for (size_t row = 0; row < rows; row++)
+            out[row] = dot_scalar(w + row * stride, x, cols);
 }
 
 void vec_matmul(float *out, const float *w, const float *x, size_t rows, size_t cols)
 {
-    if (path == VECMATH_AVX2)
-        matmul_avx2(out, w, x, rows, cols);
-    else if (path == VECMATH_SSE)
-        matmul_sse(out, w, x, rows, cols);
-    else
-        for (size_t row = 0; row < rows; row++)
-            out[row] = dot_scalar(w + row * cols, x, cols);
+    vec_matmul_rows(out, w, cols, x, rows, cols);
+}
+
+/*
+ * Int8 weights (llama2.c's Q8_0). Each group of `group` values shares a float scale, and the
+ * vector they multiply is quantized the same way, so that a group's products are integers:
+ * their sum is exact, in whatever order a SIMD path adds them. Only the groups' float
+ * contributions need an order: one after another, starting from 0.
+ */
+static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
+                    size_t n, size_t group)
+{
+    float sum = 0.0f;
+
+    for (size_t g = 0; g < n / group; g++) {
+        int32_t whole = 0;
+        for (size_t j = g * group; j < (g + 1) * group; j++)
+            whole += (int32_t)w[j] * (int32_t)x[j];
+        sum += (float)whole * w_scale[g] * x_scale[g];
+    }
+    return sum;
+}
+
+void vec_matmul_q8(float *out, const int8_t *w, const float *w_scale, const int8_t *x,
+                   const float *x_scale, size_t rows, size_t cols, size_t group)
+{
+    if (path == VECMATH_AVX2 && group % MATMUL_Q8_CHUNK == 0) {
+        matmul_q8_avx2(out, w, w_scale, x, x_scale, rows, cols, group);
+        return;
+    }
+    for (size_t row = 0; row < rows; row++)
+        out[row] = dot_q8(w + row * cols, w_scale + row * (cols / group), x, x_scale, cols,
+                          group);
+}
+
+/* The nearest integer, ties to even: cvtss2si rounds as MXCSR says, and both the kernel and
+ * Linux leave it at round to nearest. */
+static int32_t nearest(float x)
+{
+    int32_t rounded;
+
+    __asm__("cvtss2si %1, %0" : "=r"(rounded) : "x"(x));
+    return rounded;
+}
+
+void vec_quantize(int8_t *q, float *scale, const float *x, size_t n, size_t group)
+{
+    for (size_t g = 0; g < n / group; g++) {
+        const float *values = x + g * group;
+        float largest = 0.0f;
+        for (size_t j = 0; j < group; j++) {
+            float magnitude = values[j] < 0.0f ? -values[j] : values[j];
+            if (magnitude > largest)
+                largest = magnitude;
+        }
+        scale[g] = largest / 127.0f;
+        for (size_t j = 0; j < group; j++)
+            q[g * group + j] = largest > 0.0f ? (int8_t)nearest(values[j] / scale[g]) : 0;
+    }
+}
+
+void vec_dequantize(float *out, const int8_t *q, const float *scale, size_t n, size_t group)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)q[i] * scale[i / group];
 }
 
 /*
@@ -196,10 +161,9 @@ void vec_rmsnorm(float *out, const float *x, const float *weight, size_t n)
 /*
  * e^x without a maths library: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by its Taylor series
  * to r^10 (the next term is below 1e-11 of the result), 2^k put straight into the exponent
- * bits. All in double, so the one rounding to float at the end is what decides the result:
- * that is the correctly rounded e^x for all but a handful of arguments.
+ * bits. All in double, for |x| below about 700.
  */
-float vec_exp(float x)
+static double exp_in_double(double x)
 {
     /* 1/n! for n = 10 down to 0, for Horner's rule. */
     static const double coefficients[] = {
@@ -207,23 +171,77 @@ float vec_exp(float x)
         1.0 / 24,      1.0 / 6,      1.0 / 2,     1.0,        1.0,
     };
     static const double ln2 = 0.6931471805599453094, inverse_ln2 = 1.4426950408889634074;
-    double r, sum = 0.0, scale;
-    uint64_t scale_bits;
-    int64_t k;
+    int64_t k = (int64_t)(x * inverse_ln2 + (x < 0 ? -0.5 : 0.5));
+    double r = x - (double)k * ln2, sum = 0.0, scale;
+    uint64_t scale_bits = (uint64_t)(k + 1023) << 52;
 
+    for (size_t i = 0; i < sizeof(coefficients) / sizeof(coefficients[0]); i++)
+        sum = sum * r + coefficients[i];
+    __builtin_memcpy(&scale, &scale_bits, sizeof(scale));
+    return sum * scale;
+}
+
+/*
+ * In double, so the one rounding to float at the end is what decides the result: that is the
+ * correctly rounded e^x for all but a handful of arguments.
+ */
+float vec_exp(float x)
+{
     if (x != x)
         return x;             /* NaN */
     if (x > 89.0f)
         return 1e30f * 1e30f; /* +inf: e^89 is beyond the largest float */
     if (x < -104.0f)
         return 0.0f;          /* below half the smallest subnormal float */
-    k = (int64_t)(x * inverse_ln2 + (x < 0 ? -0.5 : 0.5));
-    r = x - (double)k * ln2;
-    for (size_t i = 0; i < sizeof(coefficients) / sizeof(coefficients[0]); i++)
-        sum = sum * r + coefficients[i];
-    scale_bits = (uint64_t)(k + 1023) << 52;
-    __builtin_memcpy(&scale, &scale_bits, sizeof(scale));
-    return (float)(sum * scale);
+    return (float)exp_in_double(x);
+}
+
+/*
+ * sin and cos of an angle: minus the nearest multiple k of pi/2, which is in two parts so
+ * that k times the first is exact, the rest r is within pi/4, where the Taylor series to r^17
+ * (sin) and r^16 (cos) are exact to double precision; k mod 4 says which is which, and signs.
+ */
+static void sin_cos(double angle, double *sine, double *cosine)
+{
+    /* (-1)^n / (2n+1)! and (-1)^n / (2n)! for n = 8 down to 0, for Horner's rule in r^2. */
+    static const double sin_terms[] = {
+        1.0 / 355687428096000, -1.0 / 1307674368000, 1.0 / 6227020800, -1.0 / 39916800,
+        1.0 / 362880, -1.0 / 5040, 1.0 / 120, -1.0 / 6, 1.0,
+    };
+    static const double cos_terms[] = {
+        1.0 / 20922789888000, -1.0 / 87178291200, 1.0 / 479001600, -1.0 / 3628800,
+        1.0 / 40320, -1.0 / 720, 1.0 / 24, -1.0 / 2, 1.0,
+    };
+    static const double half_pi_high = 1.57079632673412561417;   /* 33 bits of pi/2 */
+    static const double half_pi_low = 6.07710050650619224932e-11;
+    static const double two_over_pi = 0.63661977236758134308;
+    int64_t k = (int64_t)(angle * two_over_pi + (angle < 0 ? -0.5 : 0.5));
+    double r = (angle - (double)k * half_pi_high) - (double)k * half_pi_low, r2 = r * r;
+    double s = 0.0, c = 0.0;
+
+    for (size_t i = 0; i < sizeof(sin_terms) / sizeof(sin_terms[0]); i++) {
+        s = s * r2 + sin_terms[i];
+        c = c * r2 + cos_terms[i];
+    }
+    s *= r;
+    switch (k & 3) {
+    case 0:  *sine = s;  *cosine = c;  break;
+    case 1:  *sine = c;  *cosine = -s; break;
+    case 2:  *sine = -s; *cosine = -c; break;
+    default: *sine = -c; *cosine = s;  break;
+    }
+}
+
+void vec_rotary(float *cosines, float *sines, int pos, int head_size)
+{
+    static const double ln_theta = 9.2103403719761827361;   /* ln 10000 */
+
+    for (int i = 0; i < head_size / 2; i++) {
+        double frequency = exp_in_double(-(double)(2 * i) / head_size * ln_theta), s, c;
+        sin_cos((double)pos * frequency, &s, &c);
+        cosines[i] = (float)c;
+        sines[i] = (float)s;
+    }
 }
 
 void vec_softmax(float *x, size_t n)
@@ -251,4 +269,19 @@ void vec_add(float *x, const float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         x[i] += y[i];
+}
+
+/*
+ * Eight at a time, so that GCC turns the inner loop into vector instructions, which it does
+ * for a loop of a known count; restrict tells it that out is no other array.
+ */
+void vec_add_scaled(float *restrict out, float a, const float *restrict x, size_t n)
+{
+    size_t whole = n - n % LANES;
+
+    for (size_t j = 0; j < whole; j += LANES)
+        for (size_t l = 0; l < LANES; l++)
+            out[j + l] += a * x[j + l];
+    for (size_t j = whole; j < n; j++)
+        out[j] += a * x[j];
 }

@@ -577,20 +577,48 @@ def swapped_model(m):
                    mentions=("prompt", str(shape.seq_len)))
 
 
-@test(5, "a malformed model file: a clear `model:` line, then a panic", timeout=60)
+@test(10, "an int8 checkpoint (llama2.c version 2, Q8_0) = reference", timeout=90)
+def int8_model(m):
+    """The committed model written as llama2.c's version 2 at test time (export.py --quantize:
+    int8 weights in groups of 64, one float scale per group) and booted as model.bin with
+    model=int8: the boot lines and /v1/models give the float model's shape and parameter
+    count, and greedy and seeded completions, a chat and an embedding equal the host
+    reference's on the same file."""
+    model, tokenizer_path, header, tokenizer = inference.run_model(m.run)
+    int8 = m.run.unique_path("model-q8.bin")
+    inference.write_int8_checkpoint(model, int8)
+    server = hc.boot_http(m, iso=inference.model_iso(m.run, int8, tokenizer_path, "model=int8"))
+    reference = inference.Reference(m.run, int8, tokenizer_path)
+    check(check_boot_lines(m, header, tokenizer) == "int8",
+          f"the cmdline said model=int8; the kernel printed {boot_line(m, 'model')!r}")
+    check_models(server, header, "int8")
+    same_as_reference(server, reference, PROMPTS[1], 24)
+    same_as_reference(server, reference, PROMPTS[2], 24, **SAMPLING)
+    same_as_reference(server, reference, CHAT_MESSAGE, 16, chat=True)
+    vector = server.call_json("POST", "/v1/embeddings", {"input": "Linux"})["data"][0]
+    check(hc.close_enough(vector["embedding"], reference.embedding("Linux"), 1e-5),
+          "the int8 model's embedding differs from the reference's")
+
+
+@test(5, "a malformed model file: a clear `model:` line, then a panic", timeout=90)
 def bad_model(m):
-    """The committed checkpoint cut short by 4 bytes, and then one whose header claims 0
-    layers: each boot prints `model: ...: <why>` naming the problem and panics (exit status
-    3) instead of reading past the module."""
+    """The committed checkpoint cut short by 4 bytes, then one whose header claims 0 layers,
+    then an int8 (version 2) one whose group size is 3: each boot prints `model: ...: <why>`
+    naming the problem and panics (exit status 3) instead of reading past the module."""
     model, tokenizer_path, header, _ = inference.run_model(m.run)
     data = model.read_bytes()
     short = m.run.unique_path("short.bin")
     short.write_bytes(data[:-4])
     zero = m.run.unique_path("zero-layers.bin")
     zero.write_bytes(data[:8] + struct.pack("<i", 0) + data[12:])
+    int8 = m.run.unique_path("model-q8.bin")
+    inference.write_int8_checkpoint(model, int8)
+    group3 = m.run.unique_path("group-3.bin")
+    group3.write_bytes(int8.read_bytes()[:37] + struct.pack("<i", 3) + int8.read_bytes()[41:])
     for what, path, words in (("a checkpoint 4 bytes short", short,
                                r"size|short|bytes|truncat|end|small"),
-                              ("a checkpoint with 0 layers", zero, r"layer")):
+                              ("a checkpoint with 0 layers", zero, r"layer"),
+                              ("an int8 checkpoint with groups of 3", group3, r"group")):
         m.boot(iso=inference.model_iso(m.run, path, tokenizer_path))
         line = m.expect(r"^model: .*: .+$", timeout=30)[0]
         check(re.search(words, line, re.IGNORECASE),

@@ -114,11 +114,29 @@ def same_answers_at_every_count(m):
     finish_reason at every CPU count; an embedding is the same bits at every count (base64)
     and the reference's within 1e-5."""
     reference, _ = reference_for(m)
+    same_at_every_count(m, reference)
+
+
+@test(10, "an int8 model: the same text and embeddings at 1, 2, 4 and 8 CPUs, the reference's",
+      timeout=150)
+def int8_at_every_count(m):
+    """The committed model as an int8 checkpoint (llama2.c's version 2, written now by
+    export.py --quantize), booted at each count: greedy completions of two prompts equal the
+    host reference's on the same file, and an embedding is the same bits at every count."""
+    model, tokenizer_path, _, _ = inference.run_model(m.run)
+    int8 = m.run.unique_path("model-q8.bin")
+    inference.write_int8_checkpoint(model, int8)
+    same_at_every_count(m, inference.Reference(m.run, int8, tokenizer_path),
+                        inference.model_iso(m.run, int8, tokenizer_path))
+
+
+def same_at_every_count(m, reference, iso=None):
+    """Boots iso (the step's own by default) at each of CPU_COUNTS and compares."""
     wants = {prompt: reference.generate(prompt, MAX_TOKENS) for prompt in PROMPTS}
     want_embedding = reference.embedding(EMBED_TEXT)
     first_embedding = None
     for cpus in CPU_COUNTS:
-        server = boot(m, cpus)
+        server = boot(m, cpus, iso=iso)
         for prompt, want in wants.items():
             text, count, finish = greedy(server, prompt)
             check((text, count, finish) == (want["text"], len(want["tokens"]),
@@ -137,23 +155,29 @@ def same_answers_at_every_count(m):
 
 
 @test(10, "a model of odd sizes, split unevenly over 3 CPUs, still gives the reference's text",
-      timeout=60)
+      timeout=90)
 def uneven_split(m):
     """A random-weight checkpoint written now (seed 9) whose rows, hidden units and heads no
     CPU count divides evenly, booted with 3 CPUs: a greedy and a seeded completion equal the
-    reference's on the same files."""
+    reference's on the same files. Then the same model in int8 (groups of 4, which the AVX2
+    path leaves to plain C): a greedy completion equals the reference's."""
     _, tokenizer_path, _, tokenizer = inference.run_model(m.run)
     shape = inference.Checkpoint(**{**ODD_SHAPE.__dict__, "vocab_size": len(tokenizer.pieces)})
     model = m.run.unique_path("odd.bin")
     inference.write_random_checkpoint(model, shape, seed=9)
-    server = boot(m, 3, iso=inference.model_iso(m.run, model, tokenizer_path))
-    reference = inference.Reference(m.run, model, tokenizer_path)
-    for settings in ({}, {"temperature": 0.8, "top_p": 0.9, "seed": 5}):
-        want = reference.generate(PROMPTS[0], MAX_TOKENS, **settings)
-        text, count, _ = greedy(server, PROMPTS[0], **settings)
-        check((text, count) == (want["text"], len(want["tokens"])),
-              f"-smp 3, odd model, {settings or 'greedy'}: the kernel wrote {text!r} ({count} "
-              f"tokens); the reference {want['text']!r} ({len(want['tokens'])} tokens)")
+    int8 = m.run.unique_path("odd-q8.bin")
+    inference.write_int8_checkpoint(model, int8)
+    for path, runs in ((model, ({}, {"temperature": 0.8, "top_p": 0.9, "seed": 5})),
+                       (int8, ({},))):
+        server = boot(m, 3, iso=inference.model_iso(m.run, path, tokenizer_path))
+        reference = inference.Reference(m.run, path, tokenizer_path)
+        for settings in runs:
+            want = reference.generate(PROMPTS[0], MAX_TOKENS, **settings)
+            text, count, _ = greedy(server, PROMPTS[0], **settings)
+            check((text, count) == (want["text"], len(want["tokens"])),
+                  f"-smp 3, odd model {path.name}, {settings or 'greedy'}: the kernel wrote "
+                  f"{text!r} ({count} tokens); the reference {want['text']!r} "
+                  f"({len(want['tokens'])} tokens)")
 
 
 @test(10, "with 4 CPUs, /health answers while a generation streams", timeout=90)
