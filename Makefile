@@ -44,8 +44,9 @@ help:
 	@echo "  make deps                   install the Debian packages the tree needs"
 	@echo "  make bench                  benchmarks: TCP echo, HTTP throughput and inference speed,"
 	@echo "                                each against a reference (Linux and nginx in QEMU for"
-	@echo "                                HTTP, the host for the others); and the host CPU"
-	@echo "                                an idle kernel costs, halting and with idle=poll"
+	@echo "                                HTTP, the host for the others); the host CPU an idle"
+	@echo "                                kernel costs, halting and with idle=poll; and the"
+	@echo "                                engine (float and int8) against an earlier commit's"
 	@echo "  make fuzz                   fuzz the HTTP parser and JSON reader (FUZZ_SECONDS=600)"
 	@echo "  make model                  train the small language model from scratch (~20 min)"
 	@echo "  make compile-commands       write compile_commands.json (every step's files, each"
@@ -104,6 +105,7 @@ bench: deps-ensure
 	@$(PYTHON) common/bench.py
 	@$(PYTHON) common/bench_http.py
 	@$(PYTHON) common/bench_infer.py
+	@$(PYTHON) common/bench_engine.py
 	@$(PYTHON) common/bench_idle.py
 
 # Training needs PyTorch, which make test does not: its packages are installed only here.
