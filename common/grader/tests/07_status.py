@@ -298,10 +298,19 @@ def run_soak(server, requests, seed):
     return failures
 
 
+# The server closes a keep-alive connection that stays idle for 10 s (a worker's can, while it
+# waits for a slot on another connection); like real clients, a worker does not reuse one
+# that has been idle for half of that.
+IDLE_REUSE_LIMIT = 5
+
+
 def soak_worker(server, rng, count, kinds, failures):
-    connection = None
+    connection, last_used = None, 0.0
     for number in range(count):
         kind = rng.choice(kinds)
+        if connection and time.monotonic() - last_used > IDLE_REUSE_LIMIT:
+            connection.close()
+            connection = None
         try:
             if kind == "leave":
                 leave_mid_stream(server)
@@ -310,6 +319,7 @@ def soak_worker(server, rng, count, kinds, failures):
                 connection = http.client.HTTPConnection(server.host, server.port,
                                                         timeout=server.seconds(30))
             problem = soak_request(connection, kind, rng)
+            last_used = time.monotonic()
         except (OSError, http.client.HTTPException) as error:
             problem = f"{type(error).__name__}: {error}"
             connection = None
