@@ -221,7 +221,7 @@ static uint64_t choose_seed(void)
 {
     uint64_t seed;
 
-    if (!cmdline_get_number("seed", &seed))
+    if (!cmdline_get_number("seed", 0, UINT64_MAX, &seed))
         seed = rdtsc();
     /* xorshift never leaves zero. */
     return seed ? seed : 1;

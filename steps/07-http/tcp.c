@@ -75,7 +75,7 @@ static size_t choose_capacity(void)
     size_t affordable = frames_free_count() * FRAME_SIZE / MEMORY_SHARE / cost;
     uint64_t asked;
 
-    if (cmdline_get_number("connections", &asked) && asked >= 1 && asked <= MAX_CONNECTIONS)
+    if (cmdline_get_number("connections", 1, MAX_CONNECTIONS, &asked))
         return (size_t)asked;
     if (affordable < MIN_CONNECTIONS)
         return MIN_CONNECTIONS;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cmdline.h"
+#include "kprintf.h"
 #include "string.h"
 
 static const char *cmdline = "";
@@ -52,21 +53,40 @@ bool cmdline_get(const char *name, char *value, size_t size)
     return false;
 }
 
-/* The value of `name=N`, N in decimal; false if the option is missing or not a number. */
-bool cmdline_get_number(const char *name, uint64_t *number)
+static bool parse_decimal(const char *text, uint64_t *number)
 {
-    char value[24];
     uint64_t result = 0;
 
-    if (!cmdline_get(name, value, sizeof(value)) || value[0] == '\0')
+    if (*text == '\0')
         return false;
-    for (const char *digit = value; *digit; digit++) {
-        if (*digit < '0' || *digit > '9')
+    for (const char *digit = text; *digit; digit++) {
+        if (*digit < '0' || *digit > '9' || result > (UINT64_MAX - 9) / 10)
             return false;
         result = result * 10 + (uint64_t)(*digit - '0');
     }
     *number = result;
     return true;
+}
+
+/*
+ * The value of `name=N`, N in decimal from minimum to maximum. False if the option is missing,
+ * and also if it is not such a number, which is then said on the console: a mistyped option
+ * should not be ignored in silence.
+ */
+bool cmdline_get_number(const char *name, uint64_t minimum, uint64_t maximum, uint64_t *number)
+{
+    char value[24];
+    uint64_t parsed;
+
+    if (!cmdline_get(name, value, sizeof(value)))
+        return false;
+    if (parse_decimal(value, &parsed) && parsed >= minimum && parsed <= maximum) {
+        *number = parsed;
+        return true;
+    }
+    kprintf("cmdline: %s=%s is not a number from %lu to %lu; ignored\n", name, value, minimum,
+            maximum);
+    return false;
 }
 
 /* True if the bare word `flag` is on the command line. */

@@ -8,5 +8,5 @@
 void cmdline_init(const char *text);
 const char *cmdline_text(void);
 bool cmdline_get(const char *name, char *value, size_t size);
-bool cmdline_get_number(const char *name, uint64_t *number);
+bool cmdline_get_number(const char *name, uint64_t minimum, uint64_t maximum, uint64_t *number);
 bool cmdline_has(const char *flag);

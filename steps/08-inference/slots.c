@@ -23,7 +23,7 @@ void slots_init(void)
 {
     uint64_t asked;
 
-    if (cmdline_get_number("slots", &asked) && asked >= 1 && asked <= MAX_SLOTS)
+    if (cmdline_get_number("slots", 1, MAX_SLOTS, &asked))
         slot_count = (int)asked;
     kprintf("generate: %d slots, and up to %d requests waiting\n", slot_count,
             slots_waiting_limit());

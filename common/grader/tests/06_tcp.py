@@ -12,6 +12,7 @@ Three kinds of network:
 """
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -212,20 +213,26 @@ def bad_checksum_ignored(m):
 
 @test(10, "the connection table is sized from memory", timeout=60)
 def table_sized_from_memory(m):
-    """The kernel boots three times and says each time how many connections its table holds
+    """The kernel boots four times and says each time how many connections its table holds
     (`tcp: room for N connections`): with 64 MiB of memory fewer than with 256 MiB, with 256
-    MiB (the grader's default, and less than `make run` gives step 09) at least 256, and with
-    `connections=40` on the command line exactly 40."""
+    MiB (the grader's default, and less than `make run` gives step 09) at least 256, with
+    `connections=40` on the command line exactly 40, and with `connections=5000`, beyond the
+    table's limit, a console line that says the option is ignored, and the size memory gives."""
     rooms = {}
-    for memory, cmdline in (("64M", None), ("256M", None), ("256M", "connections=40")):
+    for memory, cmdline in (("64M", None), ("256M", None), ("256M", "connections=40"),
+                            ("256M", "connections=5000")):
         m.boot(memory=memory, cmdline=cmdline)
         rooms[memory, cmdline] = int(m.expect(r"^tcp: room for (\d+) connections$")[1])
         m.expect(r"^ready$")
-    small, large, asked = rooms.values()
+    small, large, asked, refused = rooms.values()
     check(large >= 256, f"with 256 MiB the table holds {large} connections, fewer than 256")
     check(small < large, f"the table holds {small} connections with 64 MiB and {large} with "
           f"256 MiB: it does not follow the memory")
     check(asked == 40, f"with connections=40 the table holds {asked} connections")
+    check(re.search(r"^cmdline: connections=5000 is not a number from 1 to 1024; ignored$",
+                    m.output, re.M), "connections=5000 was not reported as ignored")
+    check(abs(refused - large) <= 8, f"with connections=5000 ignored the table holds {refused} "
+          f"connections; memory alone gave {large}")
 
 
 @test(15, "a full connection table refuses cleanly", timeout=90)
